@@ -1,0 +1,162 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `LEVEE__*` environment.
+
+use levee_detect::DetectorsConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole `levee.toml`. Unknown keys anywhere are an error, so typos surface.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeveeConfig {
+    pub runtime: RuntimeConfig,
+    pub detectors: DetectorsConfig,
+}
+
+/// `[runtime]`: event time and input limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Watermark = newest event time seen minus this. Events at or after the watermark are on time.
+    pub allowed_lateness_ms: i64,
+    /// Events up to this much older than the watermark are still processed (counted as late);
+    /// older ones are dead-lettered with reason `late`.
+    pub late_grace_ms: i64,
+    /// Detectors get a tick each time the watermark crosses a multiple of this.
+    pub tick_interval_ms: i64,
+    /// Records longer than this are dead-lettered (`too_long`) without being parsed.
+    pub max_record_bytes: usize,
+    /// Records per batch: metrics and progress are updated once per batch.
+    pub batch_size: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            allowed_lateness_ms: 10_000,
+            late_grace_ms: 60_000,
+            tick_interval_ms: 1_000,
+            max_record_bytes: 256 * 1024,
+            batch_size: 4096,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {var}: {why}")]
+    Env { var: String, why: &'static str },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+const ENV_PREFIX: &str = "LEVEE__";
+
+impl LeveeConfig {
+    /// Defaults, overlaid by `file` (if any), overlaid by `LEVEE__SECTION__KEY=value` pairs from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            None => toml::Table::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::Parse {
+                        path: path.to_owned(),
+                        source,
+                    })?
+            }
+        };
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        vars.sort(); // deterministic when two spellings collide
+        for (var, value) in vars {
+            overlay(&mut table, &var, &value)?;
+        }
+        let cfg: LeveeConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Load from the process environment.
+    pub fn from_env_and_file(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load(file, std::env::vars())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.runtime;
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if r.allowed_lateness_ms < 0 || r.late_grace_ms < 0 {
+            return bad("runtime.allowed_lateness_ms and runtime.late_grace_ms must be >= 0");
+        }
+        if r.tick_interval_ms <= 0 {
+            return bad("runtime.tick_interval_ms must be > 0");
+        }
+        if r.max_record_bytes < 1024 || r.batch_size == 0 {
+            return bad("runtime.max_record_bytes must be >= 1024 and runtime.batch_size > 0");
+        }
+        let d = &self.detectors.device_farm;
+        if d.window_ms <= 0
+            || d.min_accounts < 2
+            || d.max_devices == 0
+            || d.max_accounts_per_device < d.min_accounts
+        {
+            return bad("detectors.device_farm: need window_ms > 0, min_accounts >= 2, max_devices > 0, max_accounts_per_device >= min_accounts");
+        }
+        Ok(())
+    }
+}
+
+/// Set `a.b.c = value` in `table` for `LEVEE__A__B__C=value`. The value is read as a TOML
+/// value (`10`, `true`, `"x"`, `[1, 2]`) and, if that fails, as a plain string.
+fn overlay(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(ConfigError::Env {
+            var: var.to_owned(),
+            why: "empty path segment",
+        });
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, parents) = path.split_last().ok_or(ConfigError::Env {
+        var: var.to_owned(),
+        why: "no key",
+    })?;
+    let mut cur = table;
+    for seg in parents {
+        let next = cur
+            .entry(seg.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = next.as_table_mut().ok_or(ConfigError::Env {
+            var: var.to_owned(),
+            why: "a parent key is not a table",
+        })?;
+    }
+    cur.insert(last.clone(), parsed);
+    Ok(())
+}

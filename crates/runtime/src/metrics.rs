@@ -1,0 +1,166 @@
+//! Prometheus metrics in an explicit registry, published once per batch from [`Counters`].
+//!
+//! Names follow `levee_<name>_<unit>_total`; labels come from closed sets
+//! (event type, reason, alert kind, detector name), never ids, addresses or topics.
+
+use crate::pipeline::{event_labels, kind_labels, reason_labels, Counters};
+use levee_detect::DetectorStats;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// Every metric Levee exports, registered in one [`Registry`] owned by the process.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    records: IntCounter,
+    events: IntCounterVec,
+    dead_letters: IntCounterVec,
+    late: IntCounterVec,
+    alerts: IntCounterVec,
+    state_entries: IntGaugeVec,
+    cap_hits: IntCounterVec,
+    watermark: IntGauge,
+    /// What was last published, so each batch adds only its delta.
+    published: Counters,
+    published_caps: Vec<(&'static str, u64)>,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let counter_vec =
+            |name: &str, help: &str, label: &str| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let records = counter(
+            "levee_records_total",
+            "Records read from the input (events and dead letters).",
+        )?;
+        let events = counter_vec("levee_events_total", "Events processed, by type.", "type")?;
+        let dead_letters = counter_vec(
+            "levee_dead_letters_total",
+            "Records dead-lettered, by reason.",
+            "reason",
+        )?;
+        let late = counter_vec(
+            "levee_late_events_total",
+            "Events behind the watermark, by outcome.",
+            "outcome",
+        )?;
+        let alerts = counter_vec(
+            "levee_alerts_total",
+            "Alerts emitted (every revision), by kind.",
+            "kind",
+        )?;
+        let cap_hits = counter_vec(
+            "levee_detector_cap_hits_total",
+            "Inserts refused or entries evicted because a detector cap was reached.",
+            "detector",
+        )?;
+        let state_entries = IntGaugeVec::new(
+            Opts::new(
+                "levee_detector_state_entries",
+                "Entries held in a detector's state.",
+            ),
+            &["detector"],
+        )?;
+        registry.register(Box::new(state_entries.clone()))?;
+        let watermark = IntGauge::new(
+            "levee_watermark_milliseconds",
+            "Current event-time watermark (ms since the epoch).",
+        )?;
+        registry.register(Box::new(watermark.clone()))?;
+        // Pre-create every label value so dashboards see zeros, not gaps.
+        for l in event_labels() {
+            events.with_label_values(&[l]);
+        }
+        for l in reason_labels() {
+            dead_letters.with_label_values(&[l]);
+        }
+        for l in kind_labels() {
+            alerts.with_label_values(&[l]);
+        }
+        for l in ["processed", "dead_lettered"] {
+            late.with_label_values(&[l]);
+        }
+        Ok(Metrics {
+            registry,
+            records,
+            events,
+            dead_letters,
+            late,
+            alerts,
+            state_entries,
+            cap_hits,
+            watermark,
+            published: Counters::default(),
+            published_caps: Vec::new(),
+        })
+    }
+
+    /// Publish one batch: add what changed since the last call.
+    pub fn publish(
+        &mut self,
+        c: &Counters,
+        detectors: &[(&'static str, DetectorStats)],
+        watermark: Option<i64>,
+    ) {
+        let p = &self.published;
+        self.records.inc_by(c.records - p.records);
+        for (i, l) in event_labels().iter().enumerate() {
+            self.events
+                .with_label_values(&[l])
+                .inc_by(c.events[i] - p.events[i]);
+        }
+        for (i, l) in reason_labels().iter().enumerate() {
+            self.dead_letters
+                .with_label_values(&[l])
+                .inc_by(c.dead_letters[i] - p.dead_letters[i]);
+        }
+        let late_idx = levee_model::Reason::Late.index();
+        self.late
+            .with_label_values(&["processed"])
+            .inc_by(c.late_processed - p.late_processed);
+        self.late
+            .with_label_values(&["dead_lettered"])
+            .inc_by(c.dead_letters[late_idx] - p.dead_letters[late_idx]);
+        for (i, l) in kind_labels().iter().enumerate() {
+            self.alerts
+                .with_label_values(&[l])
+                .inc_by(c.alerts[i] - p.alerts[i]);
+        }
+        for (name, s) in detectors {
+            self.state_entries
+                .with_label_values(&[name])
+                .set(i64::try_from(s.entries).unwrap_or(i64::MAX));
+            let before = self
+                .published_caps
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, v)| *v);
+            self.cap_hits
+                .with_label_values(&[name])
+                .inc_by(s.cap_hits.saturating_sub(before));
+        }
+        self.published_caps = detectors.iter().map(|(n, s)| (*n, s.cap_hits)).collect();
+        if let Some(wm) = watermark {
+            self.watermark.set(wm);
+        }
+        self.published = c.clone();
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        let enc = prometheus::TextEncoder::new();
+        // Encoding our own registered metrics into a String does not fail.
+        let _ = enc.encode_utf8(&self.registry.gather(), &mut buf);
+        buf
+    }
+}
