@@ -228,13 +228,13 @@ impl fmt::Display for EvalReport {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<28} {:>8} {:>8} {:>8} {:>11}",
+            "{:<44} {:>8} {:>8} {:>8} {:>11}",
             "planted group", "members", "flagged", "recall", "lag"
         )?;
         for g in &self.groups {
             writeln!(
                 f,
-                "{:<28} {:>8} {:>8} {:>8} {:>11}",
+                "{:<44} {:>8} {:>8} {:>8} {:>11}",
                 format!("{} ({})", g.id, g.variant),
                 g.members,
                 g.flagged_by_kind,
@@ -245,7 +245,7 @@ impl fmt::Display for EvalReport {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<28} {:>8} {:>8}  by kind",
+            "{:<44} {:>8} {:>8}  by kind",
             "organic cohort", "accounts", "flagged"
         )?;
         for c in &self.cohorts {
@@ -256,7 +256,7 @@ impl fmt::Display for EvalReport {
                 .collect();
             writeln!(
                 f,
-                "{:<28} {:>8} {:>8}  {}",
+                "{:<44} {:>8} {:>8}  {}",
                 c.name,
                 c.accounts,
                 c.flagged,
