@@ -184,8 +184,13 @@ impl Detector for DeviceFarm {
             }
         });
         let before = f.members.len();
-        if f.members.len() < self.cfg.max_accounts_per_device {
+        if f.members.is_empty() {
+            // A new finding: everyone in the window. Later, only the newcomer.
             f.members.extend(st.recent.keys().cloned());
+        } else if f.members.len() < self.cfg.max_accounts_per_device
+            && !f.members.contains(ev.account.as_ref())
+        {
+            f.members.insert(ev.account.as_ref().into());
         }
         f.start = f.start.min(ev.ts);
         f.end = f.end.max(ev.ts);

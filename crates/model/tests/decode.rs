@@ -16,8 +16,11 @@ fn schema() -> jsonschema::Validator {
     jsonschema::validator_for(&s).expect("schema compiles")
 }
 
-/// The one helper: decode `input` and compare with `expected` (Ok(type) or Err((reason, field))).
-fn check(input: &str, expected: Result<&str, (Reason, &str)>) {
+/// What a case expects: `Ok(event type)` or `Err((reason, field))`.
+type Expected = Result<&'static str, (Reason, &'static str)>;
+
+/// The one helper: decode `input` and compare with `expected`.
+fn check(input: &str, expected: Expected) {
     let got = decode(input.as_bytes(), &Limits::default());
     match (&got, expected) {
         (Ok(ev), Ok(ty)) => assert_eq!(ev.event_type().as_str(), ty, "input: {input}"),
@@ -31,7 +34,7 @@ fn check(input: &str, expected: Result<&str, (Reason, &str)>) {
 #[test]
 fn every_reason_code() {
     use Reason::*;
-    let cases: &[(&str, Result<&str, (Reason, &str)>)] = &[
+    let cases: &[(&str, Expected)] = &[
         (r#"{"type":"login","ts":1,"account":"a"}"#, Ok("login")),
         (
             r#"{"v":1,"type":"login","ts":1,"account":"a","extra":{"x":[1,2]}}"#,

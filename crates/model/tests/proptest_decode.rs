@@ -28,8 +28,8 @@ fn any_json() -> impl Strategy<Value = serde_json::Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|i| Value::from(i)),
-        any::<f64>().prop_map(|f| Value::from(f)),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
         ".{0,140}".prop_map(Value::String),
         prop_oneof![
             Just("like"),
@@ -39,7 +39,7 @@ fn any_json() -> impl Strategy<Value = serde_json::Value> {
             Just("")
         ]
         .prop_map(|s| Value::String(s.to_owned())),
-        prop::collection::vec(".{0,4}", 0..40).prop_map(|v| Value::from(v)),
+        prop::collection::vec(".{0,4}", 0..40).prop_map(Value::from),
     ]
 }
 

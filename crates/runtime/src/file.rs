@@ -92,6 +92,10 @@ impl<W: Write> AlertWriter<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
 }
 
 /// Milliseconds since the epoch, wall clock. Used only to stamp `emitted_at`.

@@ -77,8 +77,8 @@ fn arrival_order(
     cfg: &ScenarioConfig,
     rng: &mut SimRng,
 ) -> Vec<Event<'static>> {
-    let mut keyed: Vec<(Ts, usize, Event<'static>)> = events
-        .into_iter()
+    let mut keys: Vec<(Ts, usize)> = events
+        .iter()
         .enumerate()
         .map(|(i, e)| {
             let late = rng.gen_bool(cfg.late_fraction.clamp(0.0, 1.0));
@@ -87,11 +87,14 @@ fn arrival_order(
             } else {
                 rng.gen_range(0..cfg.disorder_ms.max(1))
             };
-            (e.ts + delay, i, e)
+            (e.ts + delay, i)
         })
         .collect();
-    keyed.sort_by_key(|(k, i, _)| (*k, *i));
-    keyed.into_iter().map(|(_, _, e)| e).collect()
+    keys.sort_unstable();
+    let mut slots: Vec<Option<Event<'static>>> = events.into_iter().map(Some).collect();
+    keys.into_iter()
+        .filter_map(|(_, i)| slots[i].take())
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::net::IpAddr;
 
+mod fast;
+
 /// Contract limits. The defaults are the contract's; only `max_record_bytes` is ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -50,13 +52,22 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, DecodeE
         return Err(err(Reason::TooLong, "record"));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| err(Reason::InvalidUtf8, "record"))?;
+    if let Some(raw) = fast::scan(text) {
+        return raw.validate();
+    }
+    slow(text)?.validate()
+}
+
+/// The authoritative path: serde_json with a field-tracking visitor. Any record the
+/// fast scanner declines comes here, and this decides its reason.
+fn slow(text: &str) -> Result<Raw<'_>, DecodeError> {
     let failed = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let raw = de
         .deserialize_map(RawVisitor { failed: &failed })
         .and_then(|raw| de.end().map(|()| raw))
         .map_err(|e| classify(&e, failed.get()))?;
-    raw.validate()
+    Ok(raw)
 }
 
 fn classify(e: &serde_json::Error, failed: Option<Failure>) -> DecodeError {
@@ -100,7 +111,7 @@ impl<'de> de::Deserialize<'de> for Str<'de> {
 }
 
 /// Every field of every type, before validation.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Raw<'a> {
     v: Option<i64>,
     kind: Option<Cow<'a, str>>,
