@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 mod device_farm;
+pub mod lockstep;
 
 pub use device_farm::{DeviceFarm, DeviceFarmConfig};
+pub use lockstep::{Lockstep, LockstepConfig};
 
 use levee_model::{Alert, Event, Ts};
 use serde::Deserialize;
@@ -47,12 +49,14 @@ pub struct DetectorStats {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorsConfig {
+    pub lockstep: LockstepConfig,
     pub device_farm: DeviceFarmConfig,
 }
 
 /// The fixed set of detectors. An enum, not a registry: adding one is a code change.
 #[derive(Debug)]
 pub enum AnyDetector {
+    Lockstep(Box<Lockstep>),
     DeviceFarm(DeviceFarm),
 }
 
@@ -60,18 +64,21 @@ impl AnyDetector {
     /// `name` as used in metric labels and config sections.
     pub fn name(&self) -> &'static str {
         match self {
+            AnyDetector::Lockstep(_) => "lockstep",
             AnyDetector::DeviceFarm(_) => "device_farm",
         }
     }
 
     fn inner(&mut self) -> &mut dyn Detector {
         match self {
+            AnyDetector::Lockstep(d) => d.as_mut(),
             AnyDetector::DeviceFarm(d) => d,
         }
     }
 
     fn inner_ref(&self) -> &dyn Detector {
         match self {
+            AnyDetector::Lockstep(d) => d.as_ref(),
             AnyDetector::DeviceFarm(d) => d,
         }
     }
@@ -87,6 +94,11 @@ pub struct Detectors {
 impl Detectors {
     pub fn new(cfg: &DetectorsConfig) -> Self {
         let mut all = Vec::new();
+        if cfg.lockstep.enabled {
+            all.push(AnyDetector::Lockstep(Box::new(Lockstep::new(
+                cfg.lockstep.clone(),
+            ))));
+        }
         if cfg.device_farm.enabled {
             all.push(AnyDetector::DeviceFarm(DeviceFarm::new(
                 cfg.device_farm.clone(),

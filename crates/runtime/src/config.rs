@@ -113,6 +113,23 @@ impl LeveeConfig {
         if r.max_record_bytes < 1024 || r.batch_size == 0 {
             return bad("runtime.max_record_bytes must be >= 1024 and runtime.batch_size > 0");
         }
+        let l = &self.detectors.lockstep;
+        if l.sync_window_ms <= 0
+            || l.max_recent_per_target < 2
+            || l.popular_degree <= 0.0
+            || l.min_shared_targets < 1
+            || l.core_k < 1
+            || l.min_group_size < 2
+            || !(0.0..=1.0).contains(&l.min_density)
+            || l.detect_interval_ms <= 0
+            || l.single_pair_ttl_ms <= 0
+            || l.pair_horizon_ms < l.single_pair_ttl_ms
+            || l.max_accounts == 0
+            || l.max_targets == 0
+            || l.max_pairs == 0
+        {
+            return bad("detectors.lockstep: need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, pair_horizon_ms >= single_pair_ttl_ms");
+        }
         let d = &self.detectors.device_farm;
         if d.window_ms <= 0
             || d.min_accounts < 2

@@ -64,9 +64,15 @@ fn ratio(a: usize, b: usize) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
 
+/// The median; for an even count, the mean of the two middle values.
 fn median(mut v: Vec<i64>) -> Option<i64> {
     v.sort_unstable();
-    v.get(v.len() / 2).copied()
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2),
+    }
 }
 
 /// Score `alerts` (every revision, any order) against `truth`.
@@ -290,6 +296,13 @@ mod tests {
             evidence: Default::default(),
             detector: "t/1".into(),
         }
+    }
+
+    #[test]
+    fn median_of_even_counts_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![5, 1, 3]), Some(3));
+        assert_eq!(median(vec![4, 1, 3, 10]), Some(3));
     }
 
     #[test]

@@ -1,0 +1,555 @@
+//! `bot_farm`: accounts that engage the same posts within seconds of each other, again and again.
+//!
+//! Streaming co-engagement: every post keeps its recent engagers; a new engagement
+//! pairs the account with those who engaged the same post within `sync_window_ms`.
+//! Pair evidence (distinct shared targets, popularity-weighted) accumulates over
+//! hours; a pair with enough of it becomes an edge. Every `detect_interval_ms` the
+//! edge graph is peeled to its `core_k`-core and split into dense groups, each of
+//! which is one alert that keeps its id and gains revisions as it grows.
+
+mod graph;
+
+pub use graph::{dense_groups, DenseGroup};
+
+use crate::{Detector, DetectorStats};
+use levee_model::{
+    stable_id, Alert, AlertKind, Body, Event, Severity, Ts, Window, ALERT_CONTRACT_VERSION,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::{BTreeSet, VecDeque};
+
+const NAME: &str = "lockstep/1";
+/// Distinct targets remembered per pair (for de-duplication and evidence).
+const PAIR_TARGETS: usize = 4;
+/// Targets listed per alert.
+const MAX_ALERT_TARGETS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockstepConfig {
+    pub enabled: bool,
+    /// Two engagements of one post are synchronized when at most this far apart (Δt).
+    pub sync_window_ms: i64,
+    /// Engagers remembered per post within Δt; older ones are dropped (cap hit) beyond it.
+    pub max_recent_per_target: usize,
+    /// Popularity scale d0: a co-engagement on a post with d engagers so far weighs 1 / (1 + ln(1 + d/d0)).
+    pub popular_degree: f64,
+    /// On a post with more engagements than this, co-engagements strengthen existing pairs
+    /// but create none (popular posts make most coincidental pairs and carry little evidence).
+    pub max_pairing_degree: u32,
+    /// A pair becomes an edge with at least this many distinct synchronized targets...
+    pub min_shared_targets: u32,
+    /// ...and at least this much popularity-weighted evidence.
+    pub min_edge_weight: f64,
+    /// Pair evidence with two or more targets is kept this long after its last co-engagement.
+    pub pair_horizon_ms: i64,
+    /// Pairs seen on one target only are forgotten this long after it (most pairs are coincidences).
+    pub single_pair_ttl_ms: i64,
+    /// Groups are the k-core of the edge graph, with this k.
+    pub core_k: usize,
+    pub min_group_size: usize,
+    /// Edges inside a group over its possible edges.
+    pub min_density: f64,
+    /// How often (event time) groups are extracted.
+    pub detect_interval_ms: i64,
+    pub max_accounts: usize,
+    pub max_targets: usize,
+    pub max_pairs: usize,
+    /// Members listed per alert.
+    pub max_members: usize,
+}
+
+impl Default for LockstepConfig {
+    fn default() -> Self {
+        LockstepConfig {
+            enabled: true,
+            sync_window_ms: 60_000,
+            max_recent_per_target: 32,
+            popular_degree: 200.0,
+            max_pairing_degree: 500,
+            min_shared_targets: 2,
+            min_edge_weight: 1.5,
+            pair_horizon_ms: 6 * 3_600_000,
+            single_pair_ttl_ms: 1_800_000,
+            core_k: 4,
+            min_group_size: 6,
+            min_density: 0.3,
+            detect_interval_ms: 60_000,
+            max_accounts: 4_000_000,
+            max_targets: 2_000_000,
+            max_pairs: 8_000_000,
+            max_members: 2_000,
+        }
+    }
+}
+
+/// Strings to monotonic ids, each with a value `V`. Ids are never reused, so a
+/// stale id can only miss.
+#[derive(Debug)]
+struct Interner<V> {
+    /// name -> (id, last seen, value)
+    ids: FxHashMap<Box<str>, (u32, Ts, V)>,
+    names: FxHashMap<u32, Box<str>>,
+    next: u32,
+}
+
+impl<V: Default> Default for Interner<V> {
+    fn default() -> Self {
+        Interner {
+            ids: FxHashMap::default(),
+            names: FxHashMap::default(),
+            next: 0,
+        }
+    }
+}
+
+impl<V: Default> Interner<V> {
+    /// The id and value of `s`, created if new (unless `cap` is reached); marks it seen at `ts`.
+    fn get_or_insert(&mut self, s: &str, ts: Ts, cap: usize) -> Option<(u32, &mut V)> {
+        if !self.ids.contains_key(s) {
+            if self.ids.len() >= cap {
+                return None;
+            }
+            let id = self.next;
+            self.next = self.next.wrapping_add(1);
+            self.ids.insert(s.into(), (id, ts, V::default()));
+            self.names.insert(id, s.into());
+        }
+        let (id, seen, v) = self.ids.get_mut(s)?;
+        *seen = (*seen).max(ts);
+        Some((*id, v))
+    }
+
+    fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(&id).map(AsRef::as_ref)
+    }
+
+    /// Forget entries last seen before `cutoff`.
+    fn evict(&mut self, cutoff: Ts) {
+        let mut gone = Vec::new();
+        self.ids.retain(|_, (id, seen, _)| {
+            let keep = *seen >= cutoff;
+            if !keep {
+                gone.push(*id);
+            }
+            keep
+        });
+        for id in &gone {
+            self.names.remove(id);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Target {
+    /// (account, ts) within Δt of the newest, oldest first.
+    recent: VecDeque<(u32, Ts)>,
+    newest: Ts,
+    /// Engagements seen (popularity).
+    degree: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Pair {
+    first: Ts,
+    last: Ts,
+    hits: u32,
+    weight: f64,
+    gap_sum_ms: f64,
+    /// The last distinct targets, newest first (`u32::MAX` = empty).
+    targets: [u32; PAIR_TARGETS],
+    is_edge: bool,
+}
+
+#[derive(Debug)]
+struct Finding {
+    alert_id: String,
+    revision: u32,
+    members: BTreeSet<Box<str>>,
+    targets: BTreeSet<Box<str>>,
+    emitted_members: usize,
+    start: Ts,
+    end: Ts,
+}
+
+fn pair_key(a: u32, b: u32) -> u64 {
+    (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
+}
+
+fn unpack(k: u64) -> (u32, u32) {
+    ((k >> 32) as u32, k as u32)
+}
+
+/// See the module docs and `docs/detectors/lockstep.md`.
+#[derive(Debug)]
+pub struct Lockstep {
+    cfg: LockstepConfig,
+    accounts: Interner<()>,
+    /// Posts, each with its recent engagers.
+    posts: Interner<Target>,
+    pairs: FxHashMap<u64, Pair>,
+    /// The coordination graph: adjacency of edge pairs.
+    adj: FxHashMap<u32, Vec<u32>>,
+    edge_count: usize,
+    /// Accounts whose edges changed since the last extraction.
+    touched: FxHashSet<u32>,
+    findings: Vec<Finding>,
+    /// Scratch: partners of the current engagement (reused, no allocation per event).
+    partners: Vec<(u32, Ts)>,
+    last_detect: Ts,
+    last_sweep: Ts,
+    cap_hits: u64,
+}
+
+impl Lockstep {
+    pub fn new(cfg: LockstepConfig) -> Self {
+        Lockstep {
+            cfg,
+            accounts: Interner::default(),
+            posts: Interner::default(),
+            pairs: FxHashMap::default(),
+            adj: FxHashMap::default(),
+            edge_count: 0,
+            touched: FxHashSet::default(),
+            findings: Vec::new(),
+            partners: Vec::new(),
+            last_detect: Ts::MIN,
+            last_sweep: Ts::MIN,
+            cap_hits: 0,
+        }
+    }
+
+    fn engage(&mut self, account: &str, post: &str, ts: Ts) {
+        let cfg = &self.cfg;
+        let Some((a, ())) = self.accounts.get_or_insert(account, ts, cfg.max_accounts) else {
+            self.cap_hits += 1;
+            return;
+        };
+        let Some((p, t)) = self.posts.get_or_insert(post, ts, cfg.max_targets) else {
+            self.cap_hits += 1;
+            return;
+        };
+        t.degree = t.degree.saturating_add(1);
+        t.newest = t.newest.max(ts);
+        while t
+            .recent
+            .front()
+            .is_some_and(|(_, at)| *at < t.newest - cfg.sync_window_ms)
+        {
+            t.recent.pop_front();
+        }
+        let weight = 1.0 / (1.0 + (1.0 + f64::from(t.degree) / cfg.popular_degree).ln());
+        let mut partners = std::mem::take(&mut self.partners);
+        partners.clear();
+        partners.extend(
+            t.recent
+                .iter()
+                .filter(|(b, at)| *b != a && (ts - at).abs() <= cfg.sync_window_ms),
+        );
+        if t.recent.len() >= cfg.max_recent_per_target {
+            t.recent.pop_front();
+            self.cap_hits += 1;
+        }
+        t.recent.push_back((a, ts));
+        let may_create = t.degree <= cfg.max_pairing_degree;
+        for &(b, at) in &partners {
+            self.co_engaged(a, b, p, ts, (ts - at).abs(), weight, may_create);
+        }
+        self.partners = partners;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn co_engaged(
+        &mut self,
+        a: u32,
+        b: u32,
+        post: u32,
+        ts: Ts,
+        gap: i64,
+        weight: f64,
+        may_create: bool,
+    ) {
+        let key = pair_key(a, b);
+        let full = self.pairs.len() >= self.cfg.max_pairs;
+        let pair = match self.pairs.get_mut(&key) {
+            Some(p) => p,
+            None if !may_create => return,
+            None if full => {
+                self.cap_hits += 1;
+                return;
+            }
+            None => self.pairs.entry(key).or_insert(Pair {
+                first: ts,
+                last: ts,
+                hits: 0,
+                weight: 0.0,
+                gap_sum_ms: 0.0,
+                targets: [u32::MAX; PAIR_TARGETS],
+                is_edge: false,
+            }),
+        };
+        pair.last = pair.last.max(ts);
+        pair.first = pair.first.min(ts);
+        if pair.targets.contains(&post) {
+            return; // a second action on the same post is not new evidence
+        }
+        pair.hits += 1;
+        pair.weight += weight;
+        pair.gap_sum_ms += gap as f64;
+        pair.targets.rotate_right(1);
+        pair.targets[0] = post;
+        if !pair.is_edge
+            && pair.hits >= self.cfg.min_shared_targets
+            && pair.weight >= self.cfg.min_edge_weight
+        {
+            pair.is_edge = true;
+            self.add_edge(a, b);
+        }
+    }
+
+    /// Forget old pairs, targets and accounts (event time).
+    fn sweep(&mut self, watermark: Ts) {
+        let horizon = watermark.saturating_sub(self.cfg.pair_horizon_ms);
+        let single = watermark.saturating_sub(self.cfg.single_pair_ttl_ms);
+        let mut dropped_edges = Vec::new();
+        self.pairs.retain(|k, p| {
+            let keep = p.last >= horizon && (p.hits >= 2 || p.last >= single);
+            if !keep && p.is_edge {
+                dropped_edges.push(*k);
+            }
+            keep
+        });
+        for k in dropped_edges {
+            let (a, b) = unpack(k);
+            self.remove_edge(a, b);
+        }
+        self.posts.evict(horizon);
+        self.accounts.evict(horizon);
+    }
+
+    fn add_edge(&mut self, a: u32, b: u32) {
+        self.adj.entry(a).or_default().push(b);
+        self.adj.entry(b).or_default().push(a);
+        self.edge_count += 1;
+        self.touched.extend([a, b]);
+    }
+
+    fn remove_edge(&mut self, a: u32, b: u32) {
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(v) = self.adj.get_mut(&x) {
+                v.retain(|n| *n != y);
+                if v.is_empty() {
+                    self.adj.remove(&x);
+                }
+            }
+        }
+        self.edge_count -= 1;
+        self.touched.extend([a, b]);
+    }
+
+    /// Extract dense groups from the components whose edges changed. A k-core lies
+    /// within one component, so untouched components cannot have changed groups.
+    fn detect(&mut self, out: &mut Vec<Alert>) {
+        let mut seeds: Vec<u32> = self.touched.drain().collect();
+        seeds.sort_unstable();
+        let mut visited: FxHashSet<u32> = FxHashSet::default();
+        for seed in seeds {
+            if visited.contains(&seed) || !self.adj.contains_key(&seed) {
+                continue;
+            }
+            let mut component = vec![seed];
+            visited.insert(seed);
+            let mut i = 0;
+            while i < component.len() {
+                for m in self.adj.get(&component[i]).map_or(&[][..], Vec::as_slice) {
+                    if visited.insert(*m) {
+                        component.push(*m);
+                    }
+                }
+                i += 1;
+            }
+            if component.len() < self.cfg.min_group_size {
+                continue;
+            }
+            let mut edges: Vec<(u32, u32)> = component
+                .iter()
+                .flat_map(|a| {
+                    self.adj
+                        .get(a)
+                        .into_iter()
+                        .flatten()
+                        .filter(move |b| a < *b)
+                        .map(move |b| (*a, *b))
+                })
+                .collect();
+            edges.sort_unstable();
+            for g in dense_groups(
+                &edges,
+                self.cfg.core_k,
+                self.cfg.min_group_size,
+                self.cfg.min_density,
+            ) {
+                self.report(&g, out);
+            }
+        }
+    }
+
+    /// Fold a dense group into its finding (new or existing) and emit if it grew.
+    fn report(&mut self, g: &DenseGroup, out: &mut Vec<Alert>) {
+        let names: Vec<Box<str>> = g
+            .members
+            .iter()
+            .filter_map(|id| self.accounts.name(*id))
+            .map(Box::from)
+            .collect();
+        let (mut start, mut end, mut gaps, mut targets) =
+            (Ts::MAX, Ts::MIN, Vec::new(), BTreeSet::new());
+        for (a, b) in &g.edges {
+            if let Some(p) = self.pairs.get(&pair_key(*a, *b)) {
+                start = start.min(p.first);
+                end = end.max(p.last);
+                gaps.push(p.gap_sum_ms / f64::from(p.hits.max(1)));
+                for t in p.targets.iter().filter(|t| **t != u32::MAX) {
+                    if let Some(n) = self.posts.name(*t) {
+                        targets.insert(Box::<str>::from(n));
+                    }
+                }
+            }
+        }
+        if names.is_empty() || start > end {
+            return;
+        }
+        // The finding that shares most members, else a new one (first-evidence id).
+        let best = self
+            .findings
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (names.iter().filter(|n| f.members.contains(*n)).count(), i))
+            .filter(|(overlap, _)| *overlap > 0)
+            .max_by_key(|(overlap, i)| (*overlap, std::cmp::Reverse(*i)))
+            .map(|(_, i)| i);
+        let i = match best {
+            Some(i) => i,
+            None => {
+                let first_target = targets.iter().next().map_or("", |t| t.as_ref());
+                let alert_id = stable_id(
+                    AlertKind::BotFarm,
+                    &[&names[0], first_target, &start.to_string()],
+                );
+                self.findings.push(Finding {
+                    alert_id,
+                    revision: 0,
+                    members: BTreeSet::new(),
+                    targets: BTreeSet::new(),
+                    emitted_members: 0,
+                    start,
+                    end,
+                });
+                self.findings.len() - 1
+            }
+        };
+        let max_members = self.cfg.max_members;
+        let f = &mut self.findings[i];
+        for n in names {
+            if f.members.len() >= max_members {
+                self.cap_hits += 1;
+                break;
+            }
+            f.members.insert(n);
+        }
+        for t in targets {
+            if f.targets.len() >= MAX_ALERT_TARGETS {
+                break;
+            }
+            f.targets.insert(t);
+        }
+        f.start = f.start.min(start);
+        f.end = f.end.max(end);
+        if f.members.len() == f.emitted_members {
+            return;
+        }
+        f.revision += 1;
+        f.emitted_members = f.members.len();
+        gaps.sort_by(f64::total_cmp);
+        let median_gap = gaps.get(gaps.len() / 2).copied().unwrap_or(0.0);
+        out.push(alert(f, g, median_gap, self.cfg.sync_window_ms));
+    }
+}
+
+fn alert(f: &Finding, g: &DenseGroup, median_gap_ms: f64, sync_ms: i64) -> Alert {
+    let density = g.density();
+    let tightness = (1.0 - median_gap_ms / sync_ms as f64).clamp(0.0, 1.0);
+    let score = (0.5 * density + 0.5 * tightness).clamp(0.0, 1.0);
+    let n = f.members.len();
+    Alert {
+        v: ALERT_CONTRACT_VERSION,
+        alert_id: f.alert_id.clone(),
+        revision: f.revision,
+        kind: AlertKind::BotFarm,
+        severity: Severity::from_score(score),
+        score,
+        window: Window { start: f.start, end: f.end },
+        emitted_at: 0,
+        accounts: f.members.iter().map(|m| m.to_string()).collect(),
+        targets: f.targets.iter().map(|t| t.to_string()).collect(),
+        topic: None,
+        summary: format!(
+            "{n} accounts repeatedly engaged the same posts ({} seen), typically within {:.0} s of one another",
+            f.targets.len(),
+            median_gap_ms / 1000.0
+        ),
+        evidence: json!({
+            "shared_targets": f.targets.len(),
+            "median_gap_ms": median_gap_ms.round() as i64,
+            "density": (density * 1000.0).round() / 1000.0,
+            "core_members": g.members.len(),
+            "edges": g.edges.len(),
+            "sync_window_ms": sync_ms,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+        detector: NAME.to_owned(),
+    }
+}
+
+impl Detector for Lockstep {
+    fn on_event(&mut self, ev: &Event<'_>, _out: &mut Vec<Alert>) {
+        if let Body::Engage { post, .. } = &ev.body {
+            self.engage(&ev.account, post, ev.ts);
+        }
+    }
+
+    fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
+        if !self.touched.is_empty()
+            && watermark.saturating_sub(self.last_detect) >= self.cfg.detect_interval_ms
+        {
+            self.last_detect = watermark;
+            self.detect(out);
+        }
+        if watermark.saturating_sub(self.last_sweep) >= self.cfg.single_pair_ttl_ms / 4 {
+            self.last_sweep = watermark;
+            self.sweep(watermark);
+        }
+    }
+
+    fn on_flush(&mut self, out: &mut Vec<Alert>) {
+        if !self.touched.is_empty() {
+            self.detect(out);
+        }
+    }
+
+    fn stats(&self) -> DetectorStats {
+        let entries = self.accounts.len() + self.posts.len() + self.pairs.len() + self.edge_count;
+        DetectorStats {
+            entries: entries as u64,
+            cap_hits: self.cap_hits,
+        }
+    }
+}
