@@ -121,6 +121,7 @@ impl LeveeConfig {
             || l.core_k < 1
             || l.min_group_size < 2
             || !(0.0..=1.0).contains(&l.min_density)
+            || !(0.0..=1.0).contains(&l.min_overlap)
             || l.detect_interval_ms <= 0
             || l.single_pair_ttl_ms <= 0
             || l.pair_horizon_ms < l.single_pair_ttl_ms

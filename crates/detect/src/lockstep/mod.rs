@@ -41,8 +41,11 @@ pub struct LockstepConfig {
     pub max_pairing_degree: u32,
     /// A pair becomes an edge with at least this many distinct synchronized targets...
     pub min_shared_targets: u32,
-    /// ...and at least this much popularity-weighted evidence.
+    /// ...and at least this much popularity-weighted evidence...
     pub min_edge_weight: f64,
+    /// ...and shared targets >= this x the engagements of the less active of the two
+    /// (overlap coefficient): heavy users' coincidences are a tiny share of what they do.
+    pub min_overlap: f64,
     /// Pair evidence with two or more targets is kept this long after its last co-engagement.
     pub pair_horizon_ms: i64,
     /// Pairs seen on one target only are forgotten this long after it (most pairs are coincidences).
@@ -71,6 +74,7 @@ impl Default for LockstepConfig {
             max_pairing_degree: 500,
             min_shared_targets: 2,
             min_edge_weight: 1.5,
+            min_overlap: 0.15,
             pair_horizon_ms: 6 * 3_600_000,
             single_pair_ttl_ms: 1_800_000,
             core_k: 4,
@@ -124,6 +128,10 @@ impl<V: Default> Interner<V> {
 
     fn name(&self, id: u32) -> Option<&str> {
         self.names.get(&id).map(AsRef::as_ref)
+    }
+
+    fn value(&self, id: u32) -> Option<&V> {
+        self.ids.get(self.names.get(&id)?).map(|(_, _, v)| v)
     }
 
     /// Forget entries last seen before `cutoff`.
@@ -190,7 +198,8 @@ fn unpack(k: u64) -> (u32, u32) {
 #[derive(Debug)]
 pub struct Lockstep {
     cfg: LockstepConfig,
-    accounts: Interner<()>,
+    /// Accounts, each with its engagement count (for the overlap test).
+    accounts: Interner<u32>,
     /// Posts, each with its recent engagers.
     posts: Interner<Target>,
     pairs: FxHashMap<u64, Pair>,
@@ -227,10 +236,12 @@ impl Lockstep {
 
     fn engage(&mut self, account: &str, post: &str, ts: Ts) {
         let cfg = &self.cfg;
-        let Some((a, ())) = self.accounts.get_or_insert(account, ts, cfg.max_accounts) else {
+        let Some((a, engagements)) = self.accounts.get_or_insert(account, ts, cfg.max_accounts)
+        else {
             self.cap_hits += 1;
             return;
         };
+        *engagements = engagements.saturating_add(1);
         let Some((p, t)) = self.posts.get_or_insert(post, ts, cfg.max_targets) else {
             self.cap_hits += 1;
             return;
@@ -308,8 +319,14 @@ impl Lockstep {
             && pair.hits >= self.cfg.min_shared_targets
             && pair.weight >= self.cfg.min_edge_weight
         {
-            pair.is_edge = true;
-            self.add_edge(a, b);
+            let hits = f64::from(pair.hits);
+            let activity = |id| self.accounts.value(id).copied().unwrap_or(0);
+            if hits >= self.cfg.min_overlap * f64::from(activity(a).min(activity(b))) {
+                if let Some(pair) = self.pairs.get_mut(&key) {
+                    pair.is_edge = true;
+                }
+                self.add_edge(a, b);
+            }
         }
     }
 

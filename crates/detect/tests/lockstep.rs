@@ -1,0 +1,236 @@
+//! `lockstep` (bot_farm) behaviour on scripted engagement streams, through one `check()` helper.
+
+use levee_detect::{Detector, DetectorStats, Lockstep, LockstepConfig};
+use levee_model::{Alert, Body, EngageAction, Event};
+use std::borrow::Cow;
+
+const MIN: i64 = 60_000;
+
+/// One engagement: (ms, account, post).
+type Eng = (i64, String, String);
+
+/// Run `engagements` (any order within 10 s) through a lockstep detector with
+/// runtime-like ticks; return its alerts and final stats.
+fn check(cfg: LockstepConfig, mut engagements: Vec<Eng>) -> (Vec<Alert>, DetectorStats) {
+    engagements.sort_by_key(|e| e.0);
+    let mut d = Lockstep::new(cfg);
+    let mut out = Vec::new();
+    let (mut max_ts, mut next_tick) = (i64::MIN, i64::MIN);
+    for (ts, account, post) in engagements {
+        let ev = Event {
+            ts,
+            account: Cow::Owned(account),
+            ip: None,
+            device: None,
+            ua: None,
+            account_created: None,
+            body: Body::Engage {
+                action: EngageAction::Like,
+                post: Cow::Owned(post),
+                author: None,
+                text: None,
+                topics: vec![],
+            },
+        };
+        d.on_event(&ev, &mut out);
+        max_ts = max_ts.max(ts);
+        if max_ts - 10_000 >= next_tick {
+            d.on_tick(max_ts - 10_000, &mut out);
+            next_tick = ((max_ts - 10_000) / 1000 + 1) * 1000;
+        }
+    }
+    d.on_tick(max_ts, &mut out);
+    d.on_flush(&mut out);
+    for a in &out {
+        assert!(a.accounts.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(a.kind.as_str(), "bot_farm");
+    }
+    (out, d.stats())
+}
+
+/// A tiny deterministic generator for test jitter.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// `members` accounts (`prefix{i}`) hitting one fresh post every 10 minutes, each within `spread_ms`.
+fn farm(
+    prefix: &str,
+    members: std::ops::Range<u32>,
+    jobs: std::ops::Range<u32>,
+    spread_ms: u64,
+    seed: u64,
+) -> Vec<Eng> {
+    let mut r = Lcg(seed);
+    let mut v = Vec::new();
+    for j in jobs {
+        for m in members.clone() {
+            v.push((
+                i64::from(j) * 10 * MIN + r.next(spread_ms) as i64,
+                format!("{prefix}{m:03}"),
+                format!("{prefix}-job{j}"),
+            ));
+        }
+    }
+    v
+}
+
+#[test]
+fn a_farm_is_one_alert_that_grows_by_revision() {
+    let mut e = farm("bot", 0..10, 0..6, 20_000, 1);
+    e.extend(farm("bot", 10..12, 3..6, 20_000, 2)); // two recruits join from the fourth job
+    let (alerts, _) = check(LockstepConfig::default(), e);
+    assert!(!alerts.is_empty());
+    let id = &alerts[0].alert_id;
+    assert!(
+        alerts.iter().all(|a| &a.alert_id == id),
+        "one finding, one id"
+    );
+    let revisions: Vec<u32> = alerts.iter().map(|a| a.revision).collect();
+    assert_eq!(revisions, (1..=alerts.len() as u32).collect::<Vec<_>>());
+    let last = alerts.last().expect("alerts");
+    assert_eq!(last.accounts.len(), 12, "{:?}", last.accounts);
+    assert!(
+        alerts[0].window.end < 11 * MIN,
+        "found after the second job, not later: {:?}",
+        alerts[0].window
+    );
+    assert!(last.targets.iter().all(|t| t.starts_with("bot-job")));
+    assert!(last.evidence["median_gap_ms"]
+        .as_i64()
+        .is_some_and(|g| g < 20_000));
+}
+
+#[test]
+fn a_viral_crowd_is_not_a_farm_and_its_state_is_capped() {
+    let mut r = Lcg(3);
+    let mut e: Vec<Eng> = (0..2000)
+        .map(|i| {
+            (
+                r.next(300_000) as i64,
+                format!("fan{i}"),
+                "viral".to_owned(),
+            )
+        })
+        .collect();
+    // Everyone also engages one of 50 ordinary posts at a random time in the next hour.
+    e.extend((0..2000).map(|i| {
+        (
+            r.next(3_600_000) as i64,
+            format!("fan{i}"),
+            format!("p{}", r.next(50)),
+        )
+    }));
+    let (alerts, stats) = check(LockstepConfig::default(), e);
+    assert!(alerts.is_empty(), "{} alerts", alerts.len());
+    assert!(
+        stats.cap_hits > 0,
+        "the per-post engager cap bit on the viral post"
+    );
+}
+
+#[test]
+fn fans_with_human_delays_are_not_a_farm() {
+    // 40 fans engage each of 12 idol posts (one every 30 min) with probability 0.85,
+    // 1 to 90 minutes after it appears.
+    let mut r = Lcg(4);
+    let mut e = Vec::new();
+    for post in 0..12 {
+        for f in 0..40 {
+            if r.next(100) < 85 {
+                e.push((
+                    post * 30 * MIN + MIN + r.next(89 * MIN as u64) as i64,
+                    format!("fan{f}"),
+                    format!("idol{post}"),
+                ));
+            }
+        }
+    }
+    let (alerts, _) = check(LockstepConfig::default(), e);
+    assert!(
+        alerts.is_empty(),
+        "{:?}",
+        alerts.iter().map(|a| &a.accounts).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn one_off_coincidences_do_not_join_the_farm() {
+    let mut e = farm("bot", 0..10, 0..6, 20_000, 5);
+    // Five organic accounts each happen to engage one farm target within seconds.
+    e.extend((0..5).map(|i| {
+        (
+            i64::from(i) * 10 * MIN + 5_000,
+            format!("human{i}"),
+            format!("bot-job{i}"),
+        )
+    }));
+    let (alerts, _) = check(LockstepConfig::default(), e);
+    let last = alerts.last().expect("the farm is found");
+    assert_eq!(last.accounts.len(), 10);
+    assert!(
+        last.accounts.iter().all(|a| a.starts_with("bot")),
+        "{:?}",
+        last.accounts
+    );
+}
+
+#[test]
+fn hostile_floods_stay_bounded_and_are_counted() {
+    // 200,000 accounts on one post within a minute, then 200,000 others on another.
+    // (The same accounts in the same order on both would be lockstep, and flagged.)
+    let mut e: Vec<Eng> = (0..200_000)
+        .map(|i| (i64::from(i) % 60_000, format!("x{i}"), "hot".to_owned()))
+        .collect();
+    e.extend((0..200_000).map(|i| {
+        (
+            120_000 + i64::from(i) % 60_000,
+            format!("y{i}"),
+            "hot2".to_owned(),
+        )
+    }));
+    let cfg = LockstepConfig::default();
+    let (alerts, stats) = check(cfg.clone(), e.clone());
+    assert!(alerts.is_empty());
+    // Pairs are only made while a post has <= max_pairing_degree engagements, each with
+    // <= max_recent_per_target partners.
+    let max_pairs = 2 * (cfg.max_pairing_degree as u64 + 1) * cfg.max_recent_per_target as u64;
+    assert!(stats.entries <= 400_000 + 2 + max_pairs, "{stats:?}");
+    assert!(stats.cap_hits > 0);
+
+    let tight = LockstepConfig {
+        max_pairs: 100,
+        max_accounts: 1_000,
+        ..cfg
+    };
+    let (_, stats) = check(tight, e);
+    assert!(stats.entries <= 1_000 + 2 + 100, "caps hold: {stats:?}");
+    assert!(
+        stats.cap_hits > 399_000,
+        "refused accounts are counted: {stats:?}"
+    );
+}
+
+#[test]
+fn same_input_same_alerts() {
+    let run = || {
+        let mut e = farm("a", 0..8, 0..5, 30_000, 6);
+        e.extend(farm("b", 0..9, 2..8, 50_000, 7));
+        let (alerts, _) = check(LockstepConfig::default(), e);
+        alerts
+            .into_iter()
+            .map(|a| (a.alert_id, a.revision, a.accounts, a.targets))
+            .collect::<Vec<_>>()
+    };
+    let (x, y) = (run(), run());
+    assert_eq!(x, y);
+    let ids: std::collections::BTreeSet<&String> = x.iter().map(|a| &a.0).collect();
+    assert_eq!(ids.len(), 2, "two farms, two findings");
+}
