@@ -4,6 +4,7 @@
 mod demo;
 mod io;
 mod run;
+mod serve;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,12 @@ struct Cli {
 enum Cmd {
     /// Run the detectors over JSON Lines events; write alerts and dead letters as JSON Lines.
     Run(run::RunArgs),
+    /// Service mode: consume the events topic, produce alerts and dead letters (see [kafka] config).
+    Serve {
+        /// Config file (defaults -> file -> LEVEE__* env).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Generate a scenario: DIR/events.jsonl (contract v1) and DIR/truth.json.
     Gen {
         #[command(flatten)]
@@ -87,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().cmd {
         Cmd::Run(args) => run::run(&args),
+        Cmd::Serve { config } => serve::serve(config.as_deref()),
         Cmd::Gen { scenario, out } => {
             let s = levee_sim::generate(&scenario.config());
             let (events, truth) = io::write_scenario(&s, &out)?;

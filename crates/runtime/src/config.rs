@@ -2,6 +2,7 @@
 
 use levee_detect::DetectorsConfig;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The whole `levee.toml`. Unknown keys anywhere are an error, so typos surface.
@@ -10,6 +11,66 @@ use std::path::{Path, PathBuf};
 pub struct LeveeConfig {
     pub runtime: RuntimeConfig,
     pub detectors: DetectorsConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+}
+
+/// `[kafka]`: service mode (`levee serve`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    pub group_id: String,
+    pub events_topic: String,
+    /// Alerts, keyed by `alert_id` (meant to be compacted).
+    pub alerts_topic: String,
+    /// Rejected records: original bytes, reason and source position in headers.
+    pub dead_letter_topic: String,
+    /// Records per batch. Offsets are stored once per batch, after its output is acknowledged.
+    pub batch_max: usize,
+    /// How long one poll waits for a record before a partial batch is processed.
+    pub poll_timeout_ms: u64,
+    /// How long the producer may take to acknowledge a batch's output before the service gives up.
+    pub flush_timeout_ms: u64,
+    /// On SIGTERM/SIGINT: finish the batch, flush, commit, within this bound.
+    pub shutdown_timeout_ms: u64,
+    /// Any librdkafka property (SASL, SSL, ...), applied to consumer and producer.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".to_owned(),
+            group_id: "levee".to_owned(),
+            events_topic: "levee.events".to_owned(),
+            alerts_topic: "levee.alerts".to_owned(),
+            dead_letter_topic: "levee.dead-letters".to_owned(),
+            batch_max: 10_000,
+            poll_timeout_ms: 100,
+            flush_timeout_ms: 30_000,
+            shutdown_timeout_ms: 30_000,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[http]`: `/metrics`, `/healthz`, `/readyz` in service mode.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: "0.0.0.0:9898".to_owned(),
+        }
+    }
 }
 
 /// `[runtime]`: event time and input limits.
@@ -130,6 +191,15 @@ impl LeveeConfig {
             || l.max_pairs == 0
         {
             return bad("detectors.lockstep: need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, pair_horizon_ms >= single_pair_ttl_ms");
+        }
+        let k = &self.kafka;
+        if k.batch_max == 0
+            || k.brokers.is_empty()
+            || k.events_topic.is_empty()
+            || k.alerts_topic.is_empty()
+            || k.dead_letter_topic.is_empty()
+        {
+            return bad("kafka: need brokers, the three topics and batch_max > 0");
         }
         let d = &self.detectors.device_farm;
         if d.window_ms <= 0

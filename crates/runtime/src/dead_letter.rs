@@ -9,6 +9,8 @@ use serde_json::json;
 pub enum Position {
     /// 1-based line of a JSON Lines input.
     Line(u64),
+    /// A Kafka record (the topic is the configured events topic).
+    Kafka { partition: i32, offset: i64 },
 }
 
 /// One rejected record. Nothing is lost: the bytes are kept as they arrived
@@ -29,8 +31,13 @@ impl DeadLetter {
     /// `raw` holds the record as text when it is UTF-8, otherwise `raw_base64` holds the bytes.
     pub fn to_json(&self) -> String {
         let mut v = json!({"reason": self.reason.as_str(), "detail": self.detail});
-        let Position::Line(line) = self.position;
-        v["line"] = json!(line);
+        match self.position {
+            Position::Line(line) => v["line"] = json!(line),
+            Position::Kafka { partition, offset } => {
+                v["partition"] = json!(partition);
+                v["offset"] = json!(offset);
+            }
+        }
         match std::str::from_utf8(&self.raw) {
             Ok(s) => v["raw"] = json!(s),
             Err(_) => {

@@ -5,7 +5,9 @@
 
 use crate::pipeline::{event_labels, kind_labels, reason_labels, Counters};
 use levee_detect::DetectorStats;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Every metric Levee exports, registered in one [`Registry`] owned by the process.
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub struct Metrics {
     state_entries: IntGaugeVec,
     cap_hits: IntCounterVec,
     watermark: IntGauge,
+    errors: IntCounterVec,
+    batch_seconds: Histogram,
     /// What was last published, so each batch adds only its delta.
     published: Counters,
     published_caps: Vec<(&'static str, u64)>,
@@ -76,6 +80,24 @@ impl Metrics {
             "Current event-time watermark (ms since the epoch).",
         )?;
         registry.register(Box::new(watermark.clone()))?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "levee_errors_total",
+                "Errors outside the data path, by stage (consume, produce) and type.",
+            ),
+            &["stage", "error_type"],
+        )?;
+        registry.register(Box::new(errors.clone()))?;
+        let batch_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "levee_batch_duration_seconds",
+                "Wall time to process one batch and have its output acknowledged.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        registry.register(Box::new(batch_seconds.clone()))?;
         // Pre-create every label value so dashboards see zeros, not gaps.
         for l in event_labels() {
             events.with_label_values(&[l]);
@@ -99,6 +121,8 @@ impl Metrics {
             state_entries,
             cap_hits,
             watermark,
+            errors,
+            batch_seconds,
             published: Counters::default(),
             published_caps: Vec::new(),
         })
@@ -153,6 +177,18 @@ impl Metrics {
             self.watermark.set(wm);
         }
         self.published = c.clone();
+    }
+
+    /// Count `n` errors of `error_type` (a closed set of codes) at `stage`.
+    pub fn error(&self, stage: &'static str, error_type: &'static str, n: u64) {
+        self.errors
+            .with_label_values(&[stage, error_type])
+            .inc_by(n);
+    }
+
+    /// Record one batch's processing-to-acknowledgement time.
+    pub fn observe_batch(&self, seconds: f64) {
+        self.batch_seconds.observe(seconds);
     }
 
     /// The registry in Prometheus text exposition format.

@@ -1,0 +1,184 @@
+//! Service mode against a real Kafka-protocol broker (tansu) on loopback.
+
+mod support;
+
+use levee_model::{Alert, Body, Event};
+use levee_sim::{generate, ScenarioConfig};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{Broker, Service, Topics};
+
+/// A small scenario plus a sentinel login a day later, which moves the watermark past
+/// every window so both modes emit everything pending (a stream has no end of file).
+fn scenario_lines() -> Vec<String> {
+    let s = generate(&ScenarioConfig {
+        seed: 5,
+        accounts: 3_000,
+        hours: 2,
+        ..ScenarioConfig::default()
+    });
+    let mut lines: Vec<String> = s.events.iter().map(Event::to_json).collect();
+    let last = s.events.iter().map(|e| e.ts).max().unwrap_or(0);
+    let sentinel = Event {
+        ts: last + 86_400_000,
+        account: Cow::Borrowed("sentinel"),
+        ip: None,
+        device: None,
+        ua: None,
+        account_created: None,
+        body: Body::Login,
+    };
+    lines.push(sentinel.to_json());
+    lines
+}
+
+/// File mode on the same lines: the reference alerts.
+fn file_mode(lines: &[String], name: &str) -> Vec<Alert> {
+    let dir = std::env::temp_dir().join(format!("levee-kafka-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let input: PathBuf = dir.join("events.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write events");
+    let out = dir.join("alerts.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_levee"))
+        .args(["run", "--input"])
+        .arg(&input)
+        .arg("--alerts")
+        .arg(&out)
+        .current_dir(&dir)
+        .output()
+        .expect("levee run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(out)
+        .expect("alerts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert"))
+        .collect()
+}
+
+fn identity(a: &Alert) -> (String, u32, Vec<String>) {
+    (a.alert_id.clone(), a.revision, a.accounts.clone())
+}
+
+#[test]
+fn service_mode_matches_file_mode_and_counts_what_it_read() {
+    let lines = scenario_lines();
+    let expected = file_mode(&lines, "e2e");
+    assert!(!expected.is_empty());
+    let broker = Broker::start();
+    let topics = Topics::create(&broker, "e2e");
+    let records: Vec<(String, Vec<u8>)> = lines
+        .iter()
+        .map(|l| ("k".to_owned(), l.clone().into_bytes()))
+        .collect();
+    broker.produce(&topics.events, &records);
+
+    let svc = Service::start(&broker, "levee-e2e", &topics);
+    let got = broker.read(&topics.alerts, expected.len(), Duration::from_secs(120));
+    let alerts: Vec<Alert> = got
+        .iter()
+        .map(|(_, v, _)| serde_json::from_slice(v).expect("alert json"))
+        .collect();
+    assert_eq!(
+        alerts.iter().map(identity).collect::<Vec<_>>(),
+        expected.iter().map(identity).collect::<Vec<_>>()
+    );
+    assert!(
+        got.iter()
+            .zip(&alerts)
+            .all(|((k, _, _), a)| k == &a.alert_id),
+        "alerts are keyed by alert_id"
+    );
+
+    // Metrics, scraped while the service runs, match what was sent.
+    let t = Instant::now();
+    while svc.metric("levee_records_total") != Some(records.len() as f64) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "records metric: {:?}",
+            svc.metric("levee_records_total")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        svc.metric("levee_dead_letters_total{reason=\"invalid_json\"}"),
+        Some(0.0)
+    );
+    let by_kind: f64 = ["bot_farm", "device_farm"]
+        .iter()
+        .filter_map(|k| svc.metric(&format!("levee_alerts_total{{kind=\"{k}\"}}")))
+        .sum();
+    assert_eq!(by_kind, expected.len() as f64);
+    assert_eq!(
+        svc.get("/healthz").map(|r| r.0),
+        Some("HTTP/1.1 200 OK".to_owned())
+    );
+    assert_eq!(
+        svc.get("/readyz").map(|r| r.0),
+        Some("HTTP/1.1 200 OK".to_owned())
+    );
+
+    let status = svc.terminate(Duration::from_secs(30));
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}
+
+#[test]
+fn poison_messages_go_to_the_dead_letter_topic_and_never_stall() {
+    let broker = Broker::start();
+    let topics = Topics::create(&broker, "poison");
+    let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"not json".to_vec(), "invalid_json"),
+        (
+            br#"{"type":"login","ts":1732000000000}"#.to_vec(),
+            "missing_field",
+        ),
+        (vec![0xff, 0xfe, 0x00], "invalid_utf8"),
+        (
+            br#"{"type":"logout","ts":1732000000000,"account":"a"}"#.to_vec(),
+            "unknown_type",
+        ),
+        (
+            br#"{"v":2,"type":"login","ts":1732000000000,"account":"a"}"#.to_vec(),
+            "unsupported_version",
+        ),
+    ];
+    for i in 0..200u32 {
+        let good = format!(
+            r#"{{"type":"login","ts":{},"account":"u{i}","device":"dev{}"}}"#,
+            1_732_000_000_000u64 + u64::from(i) * 1000,
+            i % 50
+        );
+        records.push((format!("u{i}"), good.into_bytes()));
+        if i % 40 == 0 {
+            let (b, _) = &bad[(i / 40) as usize];
+            records.push(("bad".to_owned(), b.clone()));
+        }
+    }
+    broker.produce(&topics.events, &records);
+    let svc = Service::start(&broker, "levee-poison", &topics);
+    let dead = broker.read(&topics.dead, bad.len(), Duration::from_secs(60));
+    assert_eq!(dead.len(), bad.len());
+    for ((_, payload, headers), (raw, reason)) in dead.iter().zip(&bad) {
+        assert_eq!(payload, raw, "the original bytes");
+        let h = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(h("levee.reason").as_deref(), Some(*reason));
+        assert_eq!(h("levee.topic").as_deref(), Some(topics.events.as_str()));
+        assert!(h("levee.offset").is_some_and(|o| o.parse::<i64>().is_ok()));
+    }
+    let t = Instant::now();
+    while svc.metric("levee_events_total{type=\"login\"}") != Some(200.0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "all good events processed: {:?}",
+            svc.metric("levee_events_total{type=\"login\"}")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        svc.metric("levee_dead_letters_total{reason=\"invalid_json\"}"),
+        Some(1.0)
+    );
+    assert!(svc.terminate(Duration::from_secs(30)).success());
+}

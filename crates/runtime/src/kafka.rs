@@ -1,0 +1,254 @@
+//! Service mode: a consumer group on the events topic, alerts and dead letters produced at least once.
+//!
+//! One thread runs the loop: poll a batch, run it through the [`Pipeline`], produce
+//! every alert (key = `alert_id`) and dead letter, flush the idempotent producer, and
+//! only when every delivery is acknowledged store the batch's offsets (auto-commit
+//! then commits them). A crash therefore replays at most the unacknowledged batch,
+//! and the detectors' determinism makes a replayed alert identical to the first.
+
+use crate::dead_letter::{DeadLetter, Position};
+use crate::file::now_ms;
+use crate::http::Health;
+use crate::{Counters, LeveeConfig, Pipeline};
+use levee_model::Alert;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("topic {0} does not exist on the brokers: create it first")]
+    MissingTopic(String),
+    #[error("{0} produced records were not acknowledged; offsets were not stored (they will be replayed)")]
+    Delivery(u64),
+    #[error("cannot serialize an alert: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Counts failed deliveries; read after each flush.
+#[derive(Debug, Default)]
+struct DeliveryCounter {
+    failed: AtomicU64,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            tracing::error!(error = %e, "delivery failed");
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn client_config(cfg: &LeveeConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka.brokers);
+    for (k, v) in &cfg.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Run service mode until `shutdown` is set; returns the final counters.
+pub fn serve(
+    cfg: &LeveeConfig,
+    shutdown: &AtomicBool,
+    health: &Health,
+) -> Result<Counters, ServiceError> {
+    let k = &cfg.kafka;
+    let consumer: BaseConsumer = client_config(cfg)
+        .set("group.id", &k.group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let producer: BaseProducer<DeliveryCounter> = client_config(cfg)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create_with_context(DeliveryCounter::default())?;
+    for topic in [&k.events_topic, &k.alerts_topic, &k.dead_letter_topic] {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        if md
+            .topics()
+            .iter()
+            .all(|t| t.error().is_some() || t.partitions().is_empty())
+        {
+            return Err(ServiceError::MissingTopic(topic.clone()));
+        }
+    }
+    consumer.subscribe(&[&k.events_topic])?;
+    tracing::info!(brokers = %k.brokers, topic = %k.events_topic, group = %k.group_id, "service mode started");
+
+    let mut pipeline = Pipeline::new(cfg);
+    let (mut alerts, mut dead): (Vec<Alert>, Vec<DeadLetter>) = (Vec::new(), Vec::new());
+    let poll = Duration::from_millis(k.poll_timeout_ms);
+    while !shutdown.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut records = 0usize;
+        while records < k.batch_max && !shutdown.load(Ordering::Relaxed) {
+            match consumer.poll(poll) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consume error");
+                    record_error(health, "consume", &e);
+                    break;
+                }
+                Some(Ok(msg)) => {
+                    records += 1;
+                    let pos = Position::Kafka {
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                    };
+                    pipeline.process(
+                        msg.payload().unwrap_or_default(),
+                        pos,
+                        &mut alerts,
+                        &mut dead,
+                    );
+                    let o = offsets.entry(msg.partition()).or_insert(msg.offset());
+                    *o = (*o).max(msg.offset());
+                }
+            }
+        }
+        health.ready.store(
+            consumer
+                .assignment()
+                .map(|a| a.count() > 0)
+                .unwrap_or(false),
+            Ordering::Relaxed,
+        );
+        if offsets.is_empty() {
+            continue;
+        }
+        produce_batch(cfg, &producer, &mut alerts, &mut dead, health)?;
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in &offsets {
+            tpl.add_partition_offset(&k.events_topic, *partition, Offset::Offset(offset + 1))?;
+        }
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            // The partition was revoked mid-batch: its new owner replays it (at least once).
+            tracing::warn!(error = %e, "offsets not stored");
+        }
+        if let Ok(mut m) = health.metrics.lock() {
+            m.publish(
+                pipeline.counters(),
+                &pipeline.detector_stats(),
+                pipeline.watermark(),
+            );
+            m.observe_batch(started.elapsed().as_secs_f64());
+        }
+    }
+    tracing::info!("shutting down: flushing and committing");
+    producer.flush(Duration::from_millis(k.shutdown_timeout_ms))?;
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // Nothing to commit is not an error worth failing the shutdown for.
+        tracing::warn!(error = %e, "final commit");
+    }
+    Ok(pipeline.counters().clone())
+}
+
+/// Produce the batch's alerts and dead letters, wait for every acknowledgement.
+fn produce_batch(
+    cfg: &LeveeConfig,
+    producer: &BaseProducer<DeliveryCounter>,
+    alerts: &mut Vec<Alert>,
+    dead: &mut Vec<DeadLetter>,
+    health: &Health,
+) -> Result<(), ServiceError> {
+    let k = &cfg.kafka;
+    for mut a in alerts.drain(..) {
+        a.emitted_at = now_ms();
+        let payload = serde_json::to_vec(&a)?;
+        send(
+            producer,
+            BaseRecord::to(&k.alerts_topic)
+                .key(&a.alert_id)
+                .payload(&payload),
+        )?;
+    }
+    for d in dead.drain(..) {
+        let (partition, offset) = match d.position {
+            Position::Kafka { partition, offset } => (partition, offset),
+            Position::Line(_) => (-1, -1),
+        };
+        let (p, o) = (partition.to_string(), offset.to_string());
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "levee.reason",
+                value: Some(d.reason.as_str()),
+            })
+            .insert(Header {
+                key: "levee.detail",
+                value: Some(d.detail),
+            })
+            .insert(Header {
+                key: "levee.topic",
+                value: Some(k.events_topic.as_str()),
+            })
+            .insert(Header {
+                key: "levee.partition",
+                value: Some(p.as_str()),
+            })
+            .insert(Header {
+                key: "levee.offset",
+                value: Some(o.as_str()),
+            });
+        send(
+            producer,
+            BaseRecord::<(), [u8]>::to(&k.dead_letter_topic)
+                .payload(&d.raw[..])
+                .headers(headers),
+        )?;
+    }
+    producer.flush(Duration::from_millis(k.flush_timeout_ms))?;
+    let failed = producer.context().failed.swap(0, Ordering::Relaxed);
+    if failed > 0 {
+        if let Ok(m) = health.metrics.lock() {
+            m.error("produce", "delivery_failed", failed);
+        }
+        return Err(ServiceError::Delivery(failed));
+    }
+    Ok(())
+}
+
+/// Send one record, waiting for queue space when the producer's buffer is full.
+fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
+    producer: &BaseProducer<DeliveryCounter>,
+    mut record: BaseRecord<'_, K, P>,
+) -> Result<(), ServiceError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+fn record_error(health: &Health, stage: &'static str, e: &KafkaError) {
+    let code = match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown) => {
+            "broker_unreachable"
+        }
+        Some(_) => "kafka_error",
+        None => "client_error",
+    };
+    if let Ok(m) = health.metrics.lock() {
+        m.error(stage, code, 1);
+    }
+}
