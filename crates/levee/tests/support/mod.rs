@@ -72,6 +72,9 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// One consumed record: key, payload, headers as (name, value).
+pub type Record = (String, Vec<u8>, Vec<(String, String)>);
+
 pub struct Broker {
     child: Child,
     pub port: u16,
@@ -151,13 +154,7 @@ impl Broker {
     }
 
     /// Read `topic` (partition 0) from the start until `want` records arrived or `timeout` passed.
-    /// Returns (key, payload, headers as (name, value)).
-    pub fn read(
-        &self,
-        topic: &str,
-        want: usize,
-        timeout: Duration,
-    ) -> Vec<(String, Vec<u8>, Vec<(String, String)>)> {
+    pub fn read(&self, topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
             .set("group.id", format!("reader-{}", free_port()))
