@@ -9,13 +9,13 @@ use levee_model::{
     stable_id, Alert, AlertKind, Event, Severity, Ts, Window, ALERT_CONTRACT_VERSION,
 };
 use rustc_hash::FxHashMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeSet;
 
 const NAME: &str = "device_farm/1";
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceFarmConfig {
     pub enabled: bool,
@@ -42,7 +42,7 @@ impl Default for DeviceFarmConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct DeviceState {
     /// account -> last event time on this device, within the window.
     recent: FxHashMap<Box<str>, Ts>,
@@ -52,7 +52,7 @@ struct DeviceState {
     dirty: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Finding {
     alert_id: String,
     revision: u32,
@@ -63,7 +63,7 @@ struct Finding {
 }
 
 /// See the module docs.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DeviceFarm {
     cfg: DeviceFarmConfig,
     devices: FxHashMap<Box<str>, DeviceState>,

@@ -15,7 +15,7 @@ pub use device_farm::{DeviceFarm, DeviceFarmConfig};
 pub use lockstep::{Lockstep, LockstepConfig};
 
 use levee_model::{Alert, Event, Ts};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The detector shape: one required method, optional hooks with no-op defaults.
 pub trait Detector {
@@ -46,7 +46,7 @@ pub struct DetectorStats {
 }
 
 /// Configuration of every detector: `[detectors.<name>]` in `levee.toml`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorsConfig {
     pub lockstep: LockstepConfig,
@@ -54,7 +54,7 @@ pub struct DetectorsConfig {
 }
 
 /// The fixed set of detectors. An enum, not a registry: adding one is a code change.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum AnyDetector {
     Lockstep(Box<Lockstep>),
     DeviceFarm(DeviceFarm),
@@ -86,7 +86,8 @@ impl AnyDetector {
 
 /// All enabled detectors, driven together. Output order is deterministic:
 /// detectors in a fixed order, each in its own deterministic order.
-#[derive(Debug)]
+/// Serializable: service mode snapshots it to survive restarts.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Detectors {
     all: Vec<AnyDetector>,
 }

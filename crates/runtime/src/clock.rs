@@ -1,6 +1,7 @@
 //! The event clock: watermark, late-event classification and tick scheduling.
 
 use levee_model::Ts;
+use serde::{Deserialize, Serialize};
 
 /// How an event's time relates to the watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +15,7 @@ pub enum Timeliness {
 }
 
 /// Watermark = max event time seen - allowed lateness. Monotonic by construction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventClock {
     lateness: i64,
     grace: i64,

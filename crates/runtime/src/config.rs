@@ -1,12 +1,12 @@
 //! Layered configuration: built-in defaults, then a TOML file, then `LEVEE__*` environment.
 
 use levee_detect::DetectorsConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The whole `levee.toml`. Unknown keys anywhere are an error, so typos surface.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LeveeConfig {
     pub runtime: RuntimeConfig,
@@ -16,7 +16,7 @@ pub struct LeveeConfig {
 }
 
 /// `[kafka]`: service mode (`levee serve`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
@@ -35,6 +35,11 @@ pub struct KafkaConfig {
     pub flush_timeout_ms: u64,
     /// On SIGTERM/SIGINT: finish the batch, flush, commit, within this bound.
     pub shutdown_timeout_ms: u64,
+    /// Directory for state snapshots (a persistent volume in Kubernetes). Empty: no
+    /// snapshots, and every start replays the events topic from the beginning.
+    pub snapshot_dir: String,
+    /// A snapshot is written at most this often (wall time), after a batch is acknowledged.
+    pub snapshot_interval_ms: u64,
     /// Any librdkafka property (SASL, SSL, ...), applied to consumer and producer.
     pub properties: BTreeMap<String, String>,
 }
@@ -51,13 +56,15 @@ impl Default for KafkaConfig {
             poll_timeout_ms: 100,
             flush_timeout_ms: 30_000,
             shutdown_timeout_ms: 30_000,
+            snapshot_dir: String::new(),
+            snapshot_interval_ms: 30_000,
             properties: BTreeMap::new(),
         }
     }
 }
 
 /// `[http]`: `/metrics`, `/healthz`, `/readyz` in service mode.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub enabled: bool,
@@ -74,7 +81,7 @@ impl Default for HttpConfig {
 }
 
 /// `[runtime]`: event time and input limits.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Watermark = newest event time seen minus this. Events at or after the watermark are on time.

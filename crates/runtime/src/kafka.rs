@@ -9,6 +9,7 @@
 use crate::dead_letter::{DeadLetter, Position};
 use crate::file::now_ms;
 use crate::http::Health;
+use crate::snapshot::{self, SnapshotError};
 use crate::{Counters, LeveeConfig, Pipeline};
 use levee_model::Alert;
 use rdkafka::config::ClientConfig;
@@ -31,6 +32,8 @@ pub enum ServiceError {
     Delivery(u64),
     #[error("cannot serialize an alert: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// Counts failed deliveries; read after each flush.
@@ -90,7 +93,28 @@ pub fn serve(
     consumer.subscribe(&[&k.events_topic])?;
     tracing::info!(brokers = %k.brokers, topic = %k.events_topic, group = %k.group_id, "service mode started");
 
-    let mut pipeline = Pipeline::new(cfg);
+    // State: the snapshot if there is one, else empty state and a replay from the beginning.
+    let snapshot_dir =
+        (!k.snapshot_dir.is_empty()).then(|| std::path::PathBuf::from(&k.snapshot_dir));
+    let restored = match &snapshot_dir {
+        Some(dir) => snapshot::read(dir, cfg)?,
+        None => None,
+    };
+    let (mut next_offsets, mut pipeline) = match restored {
+        Some((offsets, pipeline)) => {
+            tracing::info!(offsets = ?offsets, "restored state snapshot");
+            (offsets, pipeline)
+        }
+        None => (BTreeMap::new(), Pipeline::new(cfg)),
+    };
+    seek_on_assignment(
+        &consumer,
+        &k.events_topic,
+        &next_offsets,
+        shutdown,
+        Duration::from_millis(k.poll_timeout_ms),
+    )?;
+    let mut last_snapshot = Instant::now();
     let (mut alerts, mut dead): (Vec<Alert>, Vec<DeadLetter>) = (Vec::new(), Vec::new());
     let poll = Duration::from_millis(k.poll_timeout_ms);
     while !shutdown.load(Ordering::Relaxed) {
@@ -141,6 +165,16 @@ pub fn serve(
             // The partition was revoked mid-batch: its new owner replays it (at least once).
             tracing::warn!(error = %e, "offsets not stored");
         }
+        for (partition, offset) in &offsets {
+            next_offsets.insert(*partition, offset + 1);
+        }
+        if let Some(dir) = &snapshot_dir {
+            if last_snapshot.elapsed() >= Duration::from_millis(k.snapshot_interval_ms) {
+                let bytes = snapshot::write(dir, cfg, &next_offsets, &pipeline)?;
+                tracing::debug!(bytes, "snapshot written");
+                last_snapshot = Instant::now();
+            }
+        }
         if let Ok(mut m) = health.metrics.lock() {
             m.publish(
                 pipeline.counters(),
@@ -152,11 +186,62 @@ pub fn serve(
     }
     tracing::info!("shutting down: flushing and committing");
     producer.flush(Duration::from_millis(k.shutdown_timeout_ms))?;
+    if let Some(dir) = &snapshot_dir {
+        snapshot::write(dir, cfg, &next_offsets, &pipeline)?;
+    }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing to commit is not an error worth failing the shutdown for.
         tracing::warn!(error = %e, "final commit");
     }
     Ok(pipeline.counters().clone())
+}
+
+/// Wait for the group to assign partitions, then position each at the snapshot's
+/// offset (or the beginning, for a full replay). Records polled before that are
+/// dropped unprocessed: the seek fetches them again.
+fn seek_on_assignment(
+    consumer: &BaseConsumer,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+    shutdown: &AtomicBool,
+    poll: Duration,
+) -> Result<(), ServiceError> {
+    let assigned = loop {
+        let a = consumer.assignment()?;
+        if a.count() > 0 || shutdown.load(Ordering::Relaxed) {
+            break a;
+        }
+        let _ = consumer.poll(poll);
+    };
+    // A partition can be positioned only once its fetcher runs: retry with short polls
+    // (whatever they return is dropped and fetched again after the seek).
+    let mut pending: Vec<i32> = assigned
+        .elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    let started = Instant::now();
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        for p in pending {
+            let to = offsets
+                .get(&p)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            match consumer.seek(topic, p, to, Duration::from_secs(5)) {
+                Ok(()) => tracing::info!(partition = p, offset = ?to, "positioned"),
+                Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                    tracing::debug!(partition = p, error = %e, "seek not possible yet");
+                    failed.push(p);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        pending = failed;
+        if !pending.is_empty() {
+            let _ = consumer.poll(Duration::from_millis(50));
+        }
+    }
+    Ok(())
 }
 
 /// Produce the batch's alerts and dead letters, wait for every acknowledgement.

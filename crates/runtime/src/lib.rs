@@ -16,6 +16,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
+pub mod snapshot;
 
 pub use config::{ConfigError, HttpConfig, KafkaConfig, LeveeConfig, RuntimeConfig};
 pub use dead_letter::{DeadLetter, Position};

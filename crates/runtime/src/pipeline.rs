@@ -5,9 +5,10 @@ use crate::config::LeveeConfig;
 use crate::dead_letter::{DeadLetter, Position};
 use levee_detect::{DetectorStats, Detectors};
 use levee_model::{decode, Alert, AlertKind, EventType, Limits, Reason};
+use serde::{Deserialize, Serialize};
 
 /// Cumulative counts, kept as plain arrays on the hot path and published per batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Records offered to the pipeline (events + dead letters).
     pub records: u64,
@@ -35,8 +36,11 @@ impl Counters {
 
 /// Drives the detectors over a stream of raw records. Synchronous and IO-free:
 /// sources feed it bytes, sinks drain the alerts and dead letters it returns.
-#[derive(Debug)]
+/// Serializable (all but the limits, which come from the config): service mode
+/// snapshots it to survive restarts.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Pipeline {
+    #[serde(skip)]
     limits: Limits,
     clock: EventClock,
     detectors: Detectors,
@@ -114,6 +118,14 @@ impl Pipeline {
         }
         self.detectors.on_flush(alerts);
         self.count_alerts(&alerts[before..]);
+    }
+
+    /// Rebuild a pipeline from a snapshot taken with `serde`, applying `cfg`'s limits.
+    pub fn restored(mut self, cfg: &LeveeConfig) -> Self {
+        self.limits = Limits {
+            max_record_bytes: cfg.runtime.max_record_bytes,
+        };
+        self
     }
 
     pub fn counters(&self) -> &Counters {

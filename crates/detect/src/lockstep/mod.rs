@@ -16,7 +16,7 @@ use levee_model::{
     stable_id, Alert, AlertKind, Body, Event, Severity, Ts, Window, ALERT_CONTRACT_VERSION,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeSet, VecDeque};
 
@@ -26,7 +26,7 @@ const PAIR_TARGETS: usize = 4;
 /// Targets listed per alert.
 const MAX_ALERT_TARGETS: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LockstepConfig {
     pub enabled: bool,
@@ -91,7 +91,7 @@ impl Default for LockstepConfig {
 
 /// Strings to monotonic ids, each with a value `V`. Ids are never reused, so a
 /// stale id can only miss.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Interner<V> {
     /// name -> (id, last seen, value)
     ids: FxHashMap<Box<str>, (u32, Ts, V)>,
@@ -154,7 +154,7 @@ impl<V: Default> Interner<V> {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Target {
     /// (account, ts) within Δt of the newest, oldest first.
     recent: VecDeque<(u32, Ts)>,
@@ -163,7 +163,7 @@ struct Target {
     degree: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pair {
     first: Ts,
     last: Ts,
@@ -175,7 +175,7 @@ struct Pair {
     is_edge: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Finding {
     alert_id: String,
     revision: u32,
@@ -195,7 +195,7 @@ fn unpack(k: u64) -> (u32, u32) {
 }
 
 /// See the module docs and `docs/detectors/lockstep.md`.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Lockstep {
     cfg: LockstepConfig,
     /// Accounts, each with its engagement count (for the overlap test).
@@ -210,6 +210,7 @@ pub struct Lockstep {
     touched: FxHashSet<u32>,
     findings: Vec<Finding>,
     /// Scratch: partners of the current engagement (reused, no allocation per event).
+    #[serde(skip)]
     partners: Vec<(u32, Ts)>,
     last_detect: Ts,
     last_sweep: Ts,

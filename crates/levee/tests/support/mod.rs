@@ -209,9 +209,28 @@ pub struct Service {
 
 impl Service {
     pub fn start(b: &Broker, group: &str, topics: &Topics) -> Service {
+        Self::start_with(b, group, topics, &[])
+    }
+
+    /// Start with extra `LEVEE__*` settings.
+    pub fn start_with(
+        b: &Broker,
+        group: &str,
+        topics: &Topics,
+        extra: &[(&str, String)],
+    ) -> Service {
         let http_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_levee"))
-            .arg("serve")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
+        cmd.arg("serve");
+        // LEVEE_TEST_CONFIG names a config file for `--config`; the rest are environment.
+        for (k, v) in extra {
+            if *k == "LEVEE_TEST_CONFIG" {
+                cmd.arg("--config").arg(v);
+            } else {
+                cmd.env(k, v);
+            }
+        }
+        let child = cmd
             .env("LEVEE__KAFKA__BROKERS", b.brokers())
             .env("LEVEE__KAFKA__GROUP_ID", group)
             .env("LEVEE__KAFKA__EVENTS_TOPIC", &topics.events)
@@ -242,6 +261,25 @@ impl Service {
         let (_, body) = self.get("/metrics")?;
         body.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// Wait until the metric `series` reads `value`.
+    pub fn wait_metric(&self, series: &str, value: f64, within: Duration) {
+        let t = Instant::now();
+        while self.metric(series) != Some(value) {
+            assert!(
+                t.elapsed() < within,
+                "{series} = {:?}, expected {value}",
+                self.metric(series)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: no shutdown work at all.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit; returns the exit status.
