@@ -108,6 +108,19 @@ fn service_mode_matches_file_mode_and_counts_what_it_read() {
         .sum();
     assert_eq!(by_kind, expected.len() as f64);
     assert_eq!(
+        svc.metric("levee_kafka_partitions{scope=\"topic\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        svc.metric("levee_kafka_partitions{scope=\"assigned\"}"),
+        Some(1.0)
+    );
+    svc.wait_metric(
+        "levee_consumer_lag_records{partition=\"0\"}",
+        0.0,
+        Duration::from_secs(30),
+    );
+    assert_eq!(
         svc.get("/healthz").map(|r| r.0),
         Some("HTTP/1.1 200 OK".to_owned())
     );

@@ -23,6 +23,9 @@ pub struct Metrics {
     watermark: IntGauge,
     errors: IntCounterVec,
     batch_seconds: Histogram,
+    consumer_lag: IntGaugeVec,
+    partitions: IntGaugeVec,
+    watermark_lag: prometheus::Gauge,
     /// What was last published, so each batch adds only its delta.
     published: Counters,
     published_caps: Vec<(&'static str, u64)>,
@@ -98,6 +101,27 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(batch_seconds.clone()))?;
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "levee_consumer_lag_records",
+                "Records between the next offset to read and the partition's high watermark.",
+            ),
+            &["partition"],
+        )?;
+        registry.register(Box::new(consumer_lag.clone()))?;
+        let partitions = IntGaugeVec::new(
+            Opts::new(
+                "levee_kafka_partitions",
+                "Partitions of the events topic: in the topic, and assigned to this replica.",
+            ),
+            &["scope"],
+        )?;
+        registry.register(Box::new(partitions.clone()))?;
+        let watermark_lag = prometheus::Gauge::new(
+            "levee_watermark_lag_seconds",
+            "Wall clock minus the event-time watermark (service mode).",
+        )?;
+        registry.register(Box::new(watermark_lag.clone()))?;
         // Pre-create every label value so dashboards see zeros, not gaps.
         for l in event_labels() {
             events.with_label_values(&[l]);
@@ -123,6 +147,9 @@ impl Metrics {
             watermark,
             errors,
             batch_seconds,
+            consumer_lag,
+            partitions,
+            watermark_lag,
             published: Counters::default(),
             published_caps: Vec::new(),
         })
@@ -189,6 +216,29 @@ impl Metrics {
     /// Record one batch's processing-to-acknowledgement time.
     pub fn observe_batch(&self, seconds: f64) {
         self.batch_seconds.observe(seconds);
+    }
+
+    /// Consumer lag of one partition (the label set is the topic's partitions: bounded).
+    pub fn set_consumer_lag(&self, partition: i32, lag: i64) {
+        self.consumer_lag
+            .with_label_values(&[&partition.to_string()])
+            .set(lag);
+    }
+
+    /// Partitions in the topic (`scope="topic"`) and assigned here (`scope="assigned"`).
+    pub fn set_partitions(&self, in_topic: usize, assigned: usize) {
+        self.partitions
+            .with_label_values(&["topic"])
+            .set(in_topic as i64);
+        self.partitions
+            .with_label_values(&["assigned"])
+            .set(assigned as i64);
+    }
+
+    /// Wall clock minus the watermark, in seconds.
+    pub fn set_watermark_lag(&self, now_ms: i64, watermark_ms: i64) {
+        self.watermark_lag
+            .set((now_ms - watermark_ms) as f64 / 1000.0);
     }
 
     /// The registry in Prometheus text exposition format.

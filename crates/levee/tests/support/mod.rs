@@ -221,16 +221,7 @@ impl Service {
     ) -> Service {
         let http_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
-        cmd.arg("serve");
-        // LEVEE_TEST_CONFIG names a config file for `--config`; the rest are environment.
-        for (k, v) in extra {
-            if *k == "LEVEE_TEST_CONFIG" {
-                cmd.arg("--config").arg(v);
-            } else {
-                cmd.env(k, v);
-            }
-        }
-        let child = cmd
+        cmd.arg("serve")
             .env("LEVEE__KAFKA__BROKERS", b.brokers())
             .env("LEVEE__KAFKA__GROUP_ID", group)
             .env("LEVEE__KAFKA__EVENTS_TOPIC", &topics.events)
@@ -239,9 +230,16 @@ impl Service {
             .env("LEVEE__HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start levee serve");
+            .stderr(Stdio::inherit());
+        // Extras override the above; LEVEE_TEST_CONFIG names a config file for `--config`.
+        for (k, v) in extra {
+            if *k == "LEVEE_TEST_CONFIG" {
+                cmd.arg("--config").arg(v);
+            } else {
+                cmd.env(k, v);
+            }
+        }
+        let child = cmd.spawn().expect("start levee serve");
         Service { child, http_port }
     }
 
