@@ -259,3 +259,36 @@ fn state_survives_sigkill_through_snapshots() {
     assert!(svc.terminate(Duration::from_secs(30)).success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_replica_that_sees_part_of_the_topic_says_so() {
+    let broker = Broker::start();
+    let topics = Topics::create(&broker, "split");
+    let events = "split.events2";
+    broker.create_topic(events, 2);
+    let topics = Topics {
+        events: events.to_owned(),
+        ..topics
+    };
+    let a = Service::start(&broker, "levee-split", &topics);
+    a.wait_metric(
+        "levee_kafka_partitions{scope=\"assigned\"}",
+        2.0,
+        Duration::from_secs(60),
+    );
+    // A second replica in the same group: each now sees one of the two partitions.
+    let b = Service::start(&broker, "levee-split", &topics);
+    for svc in [&a, &b] {
+        svc.wait_metric(
+            "levee_kafka_partitions{scope=\"assigned\"}",
+            1.0,
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            svc.metric("levee_kafka_partitions{scope=\"topic\"}"),
+            Some(2.0)
+        );
+    }
+    assert!(a.terminate(Duration::from_secs(30)).success());
+    assert!(b.terminate(Duration::from_secs(30)).success());
+}

@@ -157,9 +157,15 @@ impl LeveeConfig {
         for (var, value) in vars {
             overlay(&mut table, &var, &value)?;
         }
-        let cfg: LeveeConfig = toml::Value::Table(table)
+        let mut cfg: LeveeConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        // librdkafka names use dots, environment names cannot: `security_protocol`
+        // (from LEVEE__KAFKA__PROPERTIES__SECURITY_PROTOCOL) means `security.protocol`.
+        cfg.kafka.properties = std::mem::take(&mut cfg.kafka.properties)
+            .into_iter()
+            .map(|(k, v)| (k.replace('_', "."), v))
+            .collect();
         cfg.validate()?;
         Ok(cfg)
     }

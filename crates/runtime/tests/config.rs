@@ -69,6 +69,34 @@ fn defaults_then_file_then_env() {
 }
 
 #[test]
+fn librdkafka_properties_from_file_and_environment() {
+    let f = file("[kafka.properties]\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n");
+    let c = LeveeConfig::load(
+        Some(&f.0),
+        env(&[
+            ("LEVEE__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SASL_SSL"),
+            ("LEVEE__KAFKA__BROKERS", "k1:9093,k2:9093"),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(c.kafka.brokers, "k1:9093,k2:9093");
+    assert_eq!(
+        c.kafka
+            .properties
+            .get("sasl.mechanisms")
+            .map(String::as_str),
+        Some("SCRAM-SHA-512")
+    );
+    assert_eq!(
+        c.kafka
+            .properties
+            .get("security.protocol")
+            .map(String::as_str),
+        Some("SASL_SSL")
+    );
+}
+
+#[test]
 fn the_shipped_config_file_is_the_defaults() {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/levee.toml");
     let c = LeveeConfig::load(Some(&p), env(&[])).expect("config/levee.toml loads");
