@@ -133,24 +133,7 @@ impl Broker {
 
     /// Produce `(key, payload)` records to `topic` and wait until all are acknowledged.
     pub fn produce(&self, topic: &str, records: &[(String, Vec<u8>)]) {
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", self.brokers())
-            .set("acks", "all")
-            .create()
-            .expect("producer");
-        for (k, v) in records {
-            let mut rec = BaseRecord::to(topic).key(k.as_bytes()).payload(&v[..]);
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        rec = r;
-                        p.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-        }
-        p.flush(Duration::from_secs(60)).expect("flush");
+        produce_to(&self.brokers(), topic, records);
     }
 
     /// Read `topic` (partition 0) from the start until `want` records arrived or `timeout` passed.
@@ -194,6 +177,28 @@ impl Broker {
     }
 }
 
+/// Produce `(key, payload)` records to `topic` on `brokers`, waiting for every acknowledgement.
+pub fn produce_to(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    for (k, v) in records {
+        let mut rec = BaseRecord::to(topic).key(k.as_bytes()).payload(&v[..]);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -219,10 +224,20 @@ impl Service {
         topics: &Topics,
         extra: &[(&str, String)],
     ) -> Service {
+        Self::start_at(&b.brokers(), group, topics, extra)
+    }
+
+    /// Start against any bootstrap address (tansu, or librdkafka's mock cluster).
+    pub fn start_at(
+        brokers: &str,
+        group: &str,
+        topics: &Topics,
+        extra: &[(&str, String)],
+    ) -> Service {
         let http_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
         cmd.arg("serve")
-            .env("LEVEE__KAFKA__BROKERS", b.brokers())
+            .env("LEVEE__KAFKA__BROKERS", brokers)
             .env("LEVEE__KAFKA__GROUP_ID", group)
             .env("LEVEE__KAFKA__EVENTS_TOPIC", &topics.events)
             .env("LEVEE__KAFKA__ALERTS_TOPIC", &topics.alerts)
