@@ -34,12 +34,27 @@ fn a_broker_outage_loses_nothing_and_stalls_nothing() {
     }
     let brokers = mock.bootstrap_servers();
     produce_to(&brokers, &topics.events, &logins(0..500));
-    let mut svc = Service::start_at(&brokers, "levee-faults", &topics, &[]);
+    // No commit before the outage (60 s auto-commit), and an outage longer than the 6 s
+    // session: the group is lost and resumes at offset 0, replaying what the state holds.
+    let dir = std::env::temp_dir().join(format!("levee-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("levee.toml");
+    std::fs::write(
+        &config,
+        "[kafka.properties]\n\"auto.commit.interval.ms\" = \"60000\"\n",
+    )
+    .expect("config");
+    let mut svc = Service::start_at(
+        &brokers,
+        "levee-faults",
+        &topics,
+        &[("LEVEE_TEST_CONFIG", config.display().to_string())],
+    );
     svc.wait_metric("levee_records_total", 500.0, Duration::from_secs(60));
 
-    // The broker goes away for a few seconds: the service keeps running.
+    // The broker goes away: the service keeps running.
     mock.broker_down(-1).expect("broker down");
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(8));
     assert!(
         svc.child.try_wait().expect("status").is_none(),
         "the service survived the outage"
@@ -60,4 +75,5 @@ fn a_broker_outage_loses_nothing_and_stalls_nothing() {
         Some(1000.0)
     );
     assert!(svc.terminate(Duration::from_secs(30)).success());
+    let _ = std::fs::remove_dir_all(&dir);
 }

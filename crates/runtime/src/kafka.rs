@@ -137,6 +137,7 @@ pub fn serve(
     )?;
     let mut last_snapshot = Instant::now();
     let (mut last_assigned, mut last_lag_check) = (usize::MAX, Instant::now());
+    let mut replays_skipped: u64 = 0;
     let (mut alerts, mut dead): (Vec<Alert>, Vec<DeadLetter>) = (Vec::new(), Vec::new());
     let poll = Duration::from_millis(k.poll_timeout_ms);
     while !shutdown.load(Ordering::Relaxed) {
@@ -152,6 +153,18 @@ pub fn serve(
                     break;
                 }
                 Some(Ok(msg)) => {
+                    // After a rebalance the group resumes at the committed offset, which can
+                    // trail what the in-memory state already holds: never feed a record twice.
+                    let p = msg.partition();
+                    let covered = next_offsets
+                        .get(&p)
+                        .copied()
+                        .unwrap_or(0)
+                        .max(offsets.get(&p).map_or(0, |o| o + 1));
+                    if msg.offset() < covered {
+                        replays_skipped += 1;
+                        continue;
+                    }
                     records += 1;
                     let pos = Position::Kafka {
                         partition: msg.partition(),
@@ -220,6 +233,7 @@ pub fn serve(
             if let Some(wm) = pipeline.watermark() {
                 m.set_watermark_lag(now_ms(), wm);
             }
+            m.set_replays_skipped(replays_skipped);
             m.observe_batch(started.elapsed().as_secs_f64());
         }
     }

@@ -26,6 +26,7 @@ pub struct Metrics {
     consumer_lag: IntGaugeVec,
     partitions: IntGaugeVec,
     watermark_lag: prometheus::Gauge,
+    replays_skipped: IntCounter,
     /// What was last published, so each batch adds only its delta.
     published: Counters,
     published_caps: Vec<(&'static str, u64)>,
@@ -122,6 +123,10 @@ impl Metrics {
             "Wall clock minus the event-time watermark (service mode).",
         )?;
         registry.register(Box::new(watermark_lag.clone()))?;
+        let replays_skipped = counter(
+            "levee_replayed_records_skipped_total",
+            "Records consumed again after a rebalance that the in-memory state already holds (not processed twice).",
+        )?;
         // Pre-create every label value so dashboards see zeros, not gaps.
         for l in event_labels() {
             events.with_label_values(&[l]);
@@ -150,6 +155,7 @@ impl Metrics {
             consumer_lag,
             partitions,
             watermark_lag,
+            replays_skipped,
             published: Counters::default(),
             published_caps: Vec::new(),
         })
@@ -233,6 +239,12 @@ impl Metrics {
         self.partitions
             .with_label_values(&["assigned"])
             .set(assigned as i64);
+    }
+
+    /// Set the cumulative count of skipped replayed records.
+    pub fn set_replays_skipped(&self, total: u64) {
+        self.replays_skipped
+            .inc_by(total.saturating_sub(self.replays_skipped.get()));
     }
 
     /// Wall clock minus the watermark, in seconds.
