@@ -67,7 +67,7 @@ pub fn run_file(
     };
     let mut on_batch = |p: &Pipeline, bytes: u64| {
         bar.set_position(bytes);
-        metrics.publish(p.counters(), &p.detector_stats(), p.watermark());
+        metrics.publish_pipeline(p);
     };
     let r = &cfg.runtime;
     let report = run_jsonl(

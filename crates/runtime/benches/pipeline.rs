@@ -28,7 +28,7 @@ fn real() -> Vec<Vec<u8>> {
 fn run(p: &mut Pipeline, lines: &[Vec<u8>]) -> usize {
     let (mut alerts, mut dead) = (Vec::new(), Vec::new());
     for (i, l) in lines.iter().enumerate() {
-        p.process(l, Position::Line(i as u64), &mut alerts, &mut dead);
+        p.process(0, l, Position::Line(i as u64), &mut alerts, &mut dead);
         dead.clear();
     }
     p.finish(&mut alerts);

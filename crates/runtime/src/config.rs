@@ -40,6 +40,12 @@ pub struct KafkaConfig {
     pub snapshot_dir: String,
     /// A snapshot is written at most this often (wall time), after a batch is acknowledged.
     pub snapshot_interval_ms: u64,
+    /// A partition caught up to its high-water mark with no record for this long (wall time)
+    /// is idle: it stops holding the watermark back until its next record.
+    pub partition_idle_ms: u64,
+    /// A partition whose event time runs more than this ahead of the slowest is paused
+    /// until the slowest catches up (bounds the reorder buffer during catch-up).
+    pub max_partition_drift_ms: i64,
     /// Any librdkafka property (SASL, SSL, ...), applied to consumer and producer.
     pub properties: BTreeMap<String, String>,
 }
@@ -58,6 +64,8 @@ impl Default for KafkaConfig {
             shutdown_timeout_ms: 30_000,
             snapshot_dir: String::new(),
             snapshot_interval_ms: 30_000,
+            partition_idle_ms: 5_000,
+            max_partition_drift_ms: 60_000,
             properties: BTreeMap::new(),
         }
     }
@@ -84,10 +92,11 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Watermark = newest event time seen minus this. Events at or after the watermark are on time.
+    /// Events at most this much older than the newest event of their own lane (partition) are on time.
     pub allowed_lateness_ms: i64,
-    /// Events up to this much older than the watermark are still processed (counted as late);
-    /// older ones are dead-lettered with reason `late`.
+    /// Events up to this much further behind are still processed in order (counted as late);
+    /// older ones are dead-lettered with reason `late`. Detectors see an event once every
+    /// holding lane is `allowed_lateness_ms + late_grace_ms` past it.
     pub late_grace_ms: i64,
     /// Detectors get a tick each time the watermark crosses a multiple of this.
     pub tick_interval_ms: i64,
@@ -95,6 +104,9 @@ pub struct RuntimeConfig {
     pub max_record_bytes: usize,
     /// Records per batch: metrics and progress are updated once per batch.
     pub batch_size: usize,
+    /// Bound of the reorder buffer (records waiting for the watermark, plus 40 bytes each).
+    /// Past it the oldest are released early and counted (`levee_reorder_overflow_total`).
+    pub reorder_max_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -105,6 +117,7 @@ impl Default for RuntimeConfig {
             tick_interval_ms: 1_000,
             max_record_bytes: 256 * 1024,
             batch_size: 4096,
+            reorder_max_bytes: 256 << 20,
         }
     }
 }
@@ -187,6 +200,9 @@ impl LeveeConfig {
         if r.max_record_bytes < 1024 || r.batch_size == 0 {
             return bad("runtime.max_record_bytes must be >= 1024 and runtime.batch_size > 0");
         }
+        if r.reorder_max_bytes < r.max_record_bytes {
+            return bad("runtime.reorder_max_bytes must be >= runtime.max_record_bytes");
+        }
         let l = &self.detectors.lockstep;
         if l.sync_window_ms <= 0
             || l.max_recent_per_target < 2
@@ -206,6 +222,9 @@ impl LeveeConfig {
             return bad("detectors.lockstep: need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, pair_horizon_ms >= single_pair_ttl_ms");
         }
         let k = &self.kafka;
+        if k.max_partition_drift_ms < 0 {
+            return bad("kafka.max_partition_drift_ms must be >= 0");
+        }
         if k.batch_max == 0
             || k.brokers.is_empty()
             || k.events_topic.is_empty()

@@ -1,11 +1,13 @@
 //! File mode: JSON Lines in, JSON Lines alerts and dead letters out.
 
 use crate::dead_letter::{DeadLetter, Position};
+use crate::drive::{drive, Feed, Poll, Sink, Source};
 use crate::pipeline::{event_labels, kind_labels, reason_labels, Counters, Pipeline};
-use levee_model::{Alert, Reason};
+use levee_model::Alert;
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 /// Reads `\n`-separated records without ever holding more than `max` bytes of one.
 #[derive(Debug)]
@@ -72,7 +74,7 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Writes alerts as JSON Lines, stamping `emitted_at` with the wall clock.
+/// Writes alerts as JSON Lines (the drive loop has stamped `emitted_at`).
 #[derive(Debug)]
 pub struct AlertWriter<W: Write> {
     out: W,
@@ -83,8 +85,7 @@ impl<W: Write> AlertWriter<W> {
         AlertWriter { out }
     }
 
-    pub fn write(&mut self, alert: &mut Alert) -> io::Result<()> {
-        alert.emitted_at = now_ms();
+    pub fn write(&mut self, alert: &Alert) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, alert)?;
         self.out.write_all(b"\n")
     }
@@ -98,12 +99,7 @@ impl<W: Write> AlertWriter<W> {
     }
 }
 
-/// Milliseconds since the epoch, wall clock. Used only to stamp `emitted_at`.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::drive::now_ms;
 
 /// What a file-mode run did.
 #[derive(Debug, Clone)]
@@ -169,6 +165,68 @@ impl fmt::Display for Report {
     }
 }
 
+/// JSON Lines in: one lane (0), records numbered by line.
+#[derive(Debug)]
+pub struct FileSource<R> {
+    reader: LineReader<R>,
+}
+
+impl<R: BufRead> FileSource<R> {
+    pub fn new(input: R, max_record_bytes: usize) -> Self {
+        FileSource {
+            reader: LineReader::new(input, max_record_bytes),
+        }
+    }
+}
+
+impl<R: BufRead> Source for FileSource<R> {
+    type Error = io::Error;
+
+    fn read_batch(&mut self, feed: &mut Feed<'_>, max: usize) -> io::Result<Poll> {
+        while feed.records() < max {
+            match self.reader.next_line()? {
+                None => return Ok(Poll::End),
+                Some((line, Line::Record(bytes))) => feed.record(0, bytes, Position::Line(line)),
+                Some((line, Line::Oversized(prefix))) => {
+                    feed.oversized(prefix, Position::Line(line))
+                }
+            }
+        }
+        Ok(Poll::More)
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.reader.bytes_read()
+    }
+}
+
+/// JSON Lines out: alerts to one writer, dead letters to another.
+#[derive(Debug)]
+pub struct JsonlSink<'a, A: Write, D: Write> {
+    pub alerts: &'a mut AlertWriter<A>,
+    pub dead: &'a mut D,
+}
+
+impl<A: Write, D: Write> Sink for JsonlSink<'_, A, D> {
+    type Error = io::Error;
+
+    fn send(&mut self, alerts: &mut Vec<Alert>, dead: &mut Vec<DeadLetter>) -> io::Result<()> {
+        for a in alerts.drain(..) {
+            self.alerts.write(&a)?;
+        }
+        for d in dead.drain(..) {
+            self.dead.write_all(d.to_json().as_bytes())?;
+            self.dead.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.alerts.flush()?;
+        self.dead.flush()
+    }
+}
+
 /// Run `pipeline` over JSON Lines from `input`, writing alerts and dead letters.
 /// `on_batch(pipeline, bytes_read)` is called every `batch_size` records and at the end.
 pub fn run_jsonl<R: BufRead, A: Write, D: Write>(
@@ -181,55 +239,20 @@ pub fn run_jsonl<R: BufRead, A: Write, D: Write>(
     on_batch: &mut dyn FnMut(&Pipeline, u64),
 ) -> io::Result<Report> {
     let start = Instant::now();
-    let mut reader = LineReader::new(input, max_record_bytes);
-    let mut alert_buf: Vec<Alert> = Vec::new();
-    let mut dead_buf: Vec<DeadLetter> = Vec::new();
-    let mut in_batch = 0usize;
-    while let Some((line, rec)) = reader.next_line()? {
-        match rec {
-            Line::Record(bytes) => {
-                pipeline.process(bytes, Position::Line(line), &mut alert_buf, &mut dead_buf)
-            }
-            Line::Oversized(prefix) => pipeline.reject(
-                Reason::TooLong,
-                "record",
-                prefix,
-                true,
-                Position::Line(line),
-                &mut dead_buf,
-            ),
-        }
-        drain(alerts, dead, &mut alert_buf, &mut dead_buf)?;
-        in_batch += 1;
-        if in_batch == batch_size {
-            in_batch = 0;
-            on_batch(pipeline, reader.bytes_read());
-        }
-    }
-    pipeline.finish(&mut alert_buf);
-    drain(alerts, dead, &mut alert_buf, &mut dead_buf)?;
-    alerts.flush()?;
-    dead.flush()?;
-    on_batch(pipeline, reader.bytes_read());
+    let mut source = FileSource::new(input, max_record_bytes);
+    let mut sink = JsonlSink { alerts, dead };
+    let never = AtomicBool::new(false);
+    let counters = drive(
+        &mut source,
+        &mut sink,
+        pipeline,
+        batch_size,
+        &never,
+        &mut |p, b| on_batch(p, b.bytes_read),
+    )?;
     Ok(Report {
-        counters: pipeline.counters().clone(),
-        bytes: reader.bytes_read(),
+        counters,
+        bytes: source.bytes_read(),
         elapsed: start.elapsed(),
     })
-}
-
-fn drain<A: Write, D: Write>(
-    alerts: &mut AlertWriter<A>,
-    dead: &mut D,
-    a: &mut Vec<Alert>,
-    d: &mut Vec<DeadLetter>,
-) -> io::Result<()> {
-    for mut alert in a.drain(..) {
-        alerts.write(&mut alert)?;
-    }
-    for dl in d.drain(..) {
-        dead.write_all(dl.to_json().as_bytes())?;
-        dead.write_all(b"\n")?;
-    }
-    Ok(())
 }

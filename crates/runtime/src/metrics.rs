@@ -3,7 +3,7 @@
 //! Names follow `levee_<name>_<unit>_total`; labels come from closed sets
 //! (event type, reason, alert kind, detector name), never ids, addresses or topics.
 
-use crate::pipeline::{event_labels, kind_labels, reason_labels, Counters};
+use crate::pipeline::{event_labels, kind_labels, reason_labels, Counters, Pipeline};
 use levee_detect::DetectorStats;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -27,6 +27,10 @@ pub struct Metrics {
     partitions: IntGaugeVec,
     watermark_lag: prometheus::Gauge,
     replays_skipped: IntCounter,
+    reorder_bytes: IntGauge,
+    reorder_records: IntGauge,
+    reorder_overflow: IntCounter,
+    partition_watermark: IntGaugeVec,
     /// What was last published, so each batch adds only its delta.
     published: Counters,
     published_caps: Vec<(&'static str, u64)>,
@@ -113,7 +117,7 @@ impl Metrics {
         let partitions = IntGaugeVec::new(
             Opts::new(
                 "levee_kafka_partitions",
-                "Partitions of the events topic: in the topic, and assigned to this replica.",
+                "Partitions of the events topic: in the topic, assigned to this replica, paused (ahead in event time), idle (caught up and silent).",
             ),
             &["scope"],
         )?;
@@ -127,6 +131,28 @@ impl Metrics {
             "levee_replayed_records_skipped_total",
             "Records consumed again after a rebalance that the in-memory state already holds (not processed twice).",
         )?;
+        let reorder_bytes = IntGauge::new(
+            "levee_reorder_buffer_bytes",
+            "Bytes held in the reorder buffer, waiting for the watermark (records plus 40 bytes each).",
+        )?;
+        registry.register(Box::new(reorder_bytes.clone()))?;
+        let reorder_records = IntGauge::new(
+            "levee_reorder_buffer_records",
+            "Records held in the reorder buffer, waiting for the watermark.",
+        )?;
+        registry.register(Box::new(reorder_records.clone()))?;
+        let reorder_overflow = counter(
+            "levee_reorder_overflow_total",
+            "Records released before the watermark because the reorder buffer reached reorder_max_bytes.",
+        )?;
+        let partition_watermark = IntGaugeVec::new(
+            Opts::new(
+                "levee_partition_watermark_milliseconds",
+                "Per input lane (Kafka partition): newest event time minus lateness and grace.",
+            ),
+            &["partition"],
+        )?;
+        registry.register(Box::new(partition_watermark.clone()))?;
         // Pre-create every label value so dashboards see zeros, not gaps.
         for l in event_labels() {
             events.with_label_values(&[l]);
@@ -137,7 +163,7 @@ impl Metrics {
         for l in kind_labels() {
             alerts.with_label_values(&[l]);
         }
-        for l in ["processed", "dead_lettered"] {
+        for l in ["processed", "dead_lettered", "out_of_order"] {
             late.with_label_values(&[l]);
         }
         Ok(Metrics {
@@ -156,9 +182,29 @@ impl Metrics {
             partitions,
             watermark_lag,
             replays_skipped,
+            reorder_bytes,
+            reorder_records,
+            reorder_overflow,
+            partition_watermark,
             published: Counters::default(),
             published_caps: Vec::new(),
         })
+    }
+
+    /// Publish one batch of a pipeline: counters, detector state, reorder buffer, lanes.
+    pub fn publish_pipeline(&mut self, p: &Pipeline) {
+        self.publish(p.counters(), &p.detector_stats(), p.watermark());
+        let (bytes, records) = p.held();
+        self.reorder_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.reorder_records.set(i64::try_from(records).unwrap_or(i64::MAX));
+        let hold = p.hold_ms();
+        for (lane, newest, _) in p.lanes() {
+            if let Some(n) = newest {
+                self.partition_watermark
+                    .with_label_values(&[&lane.to_string()])
+                    .set(n.saturating_sub(hold));
+            }
+        }
     }
 
     /// Publish one batch: add what changed since the last call.
@@ -187,6 +233,11 @@ impl Metrics {
         self.late
             .with_label_values(&["dead_lettered"])
             .inc_by(c.dead_letters[late_idx] - p.dead_letters[late_idx]);
+        self.late
+            .with_label_values(&["out_of_order"])
+            .inc_by(c.out_of_order - p.out_of_order);
+        self.reorder_overflow
+            .inc_by(c.reorder_overflow - p.reorder_overflow);
         for (i, l) in kind_labels().iter().enumerate() {
             self.alerts
                 .with_label_values(&[l])
@@ -239,6 +290,14 @@ impl Metrics {
         self.partitions
             .with_label_values(&["assigned"])
             .set(assigned as i64);
+    }
+
+    /// Partitions paused for running ahead (`scope="paused"`) and idle (`scope="idle"`).
+    pub fn set_partition_states(&self, paused: usize, idle: usize) {
+        self.partitions
+            .with_label_values(&["paused"])
+            .set(paused as i64);
+        self.partitions.with_label_values(&["idle"]).set(idle as i64);
     }
 
     /// Set the cumulative count of skipped replayed records.

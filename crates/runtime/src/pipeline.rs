@@ -1,10 +1,16 @@
-//! The pipeline: record bytes -> decode -> event clock -> detectors -> alerts, or a dead letter.
+//! The pipeline: record bytes -> decode -> per-lane event time -> reorder buffer -> detectors.
+//!
+//! Every record ends in exactly one place: a dead letter, or the detectors. Accepted
+//! events wait in the [`ReorderBuffer`] until the release watermark ([`Lanes`]) passes
+//! them, and leave in canonical order with the tick boundaries they cross interleaved,
+//! so the alerts are a function of the set of events, not of arrival order.
 
-use crate::clock::{EventClock, Timeliness};
+use crate::clock::{Lane, Lanes, Ticker, Timeliness};
 use crate::config::LeveeConfig;
 use crate::dead_letter::{DeadLetter, Position};
+use crate::reorder::{Held, ReorderBuffer};
 use levee_detect::{DetectorStats, Detectors};
-use levee_model::{decode, Alert, AlertKind, EventType, Limits, Reason};
+use levee_model::{decode, Alert, AlertKind, EventType, Limits, Reason, Ts};
 use serde::{Deserialize, Serialize};
 
 /// Cumulative counts, kept as plain arrays on the hot path and published per batch.
@@ -12,12 +18,17 @@ use serde::{Deserialize, Serialize};
 pub struct Counters {
     /// Records offered to the pipeline (events + dead letters).
     pub records: u64,
-    /// Processed events, by [`EventType::index`].
+    /// Accepted events, by [`EventType::index`] (held for release or handed over).
     pub events: [u64; 6],
     /// Dead letters, by [`Reason::index`].
     pub dead_letters: [u64; 11],
-    /// Events behind the watermark but within grace (processed).
+    /// Events behind their lane's lateness bound but within grace (processed, in order).
     pub late_processed: u64,
+    /// Events that arrived behind the release watermark (from a lane that was idle, new or
+    /// revoked while the others moved on, or after an overflow) and were handed over at once.
+    pub out_of_order: u64,
+    /// Records released early because the reorder buffer reached its byte bound.
+    pub reorder_overflow: u64,
     /// Alerts emitted, by [`AlertKind::index`].
     pub alerts: [u64; 6],
 }
@@ -37,12 +48,18 @@ impl Counters {
 /// Drives the detectors over a stream of raw records. Synchronous and IO-free:
 /// sources feed it bytes, sinks drain the alerts and dead letters it returns.
 /// Serializable (all but the limits, which come from the config): service mode
-/// snapshots it to survive restarts.
+/// snapshots it, reorder buffer included, to survive restarts.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Pipeline {
     #[serde(skip)]
     limits: Limits,
-    clock: EventClock,
+    #[serde(skip)]
+    max_held_bytes: usize,
+    lanes: Lanes,
+    ticker: Ticker,
+    held: ReorderBuffer,
+    /// Every held event before this has been released; arrivals before it are out of order.
+    released: Option<Ts>,
     detectors: Detectors,
     counters: Counters,
 }
@@ -58,17 +75,22 @@ impl Pipeline {
             limits: Limits {
                 max_record_bytes: r.max_record_bytes,
             },
-            clock: EventClock::new(r.allowed_lateness_ms, r.late_grace_ms, r.tick_interval_ms),
+            max_held_bytes: r.reorder_max_bytes,
+            lanes: Lanes::new(r.allowed_lateness_ms, r.late_grace_ms),
+            ticker: Ticker::new(r.tick_interval_ms),
+            held: ReorderBuffer::default(),
+            released: None,
             detectors,
             counters: Counters::default(),
         }
     }
 
-    /// Process one record. Exactly one of: the event reaches the detectors, or a
-    /// dead letter is pushed to `dead`. Alerts caused by it (or by the tick it
-    /// triggers) are pushed to `alerts`.
+    /// Process one record read from `lane`. Exactly one of: the event is accepted (held
+    /// for release, or handed over at once if it is behind the release watermark), or a
+    /// dead letter is pushed to `dead`. Alerts from what this releases go to `alerts`.
     pub fn process(
         &mut self,
+        lane: Lane,
         bytes: &[u8],
         pos: Position,
         alerts: &mut Vec<Alert>,
@@ -79,18 +101,24 @@ impl Pipeline {
             Ok(ev) => ev,
             Err(e) => return self.dead(e.reason, e.detail, bytes, pos, dead),
         };
-        match self.clock.observe(ev.ts) {
+        match self.lanes.observe(lane, ev.ts) {
             Timeliness::TooLate => return self.dead(Reason::Late, "ts", bytes, pos, dead),
             Timeliness::Late => self.counters.late_processed += 1,
             Timeliness::OnTime => {}
         }
         self.counters.events[ev.event_type().index()] += 1;
         let before = alerts.len();
-        self.detectors.on_event(&ev, alerts);
-        if let Some(wm) = self.clock.due_tick() {
-            self.detectors.on_tick(wm, alerts);
+        if self.released.is_some_and(|r| ev.ts < r) {
+            self.counters.out_of_order += 1;
+            self.detectors.on_event(&ev, alerts);
+        } else {
+            let ts = ev.ts;
+            // `decode` accepted it, so it is UTF-8.
+            let record: Box<str> = String::from_utf8_lossy(bytes).into();
+            self.held.push(Held { ts, record });
         }
-        self.count_alerts(&alerts[before..]);
+        self.release(alerts);
+        self.count_alerts(before, alerts);
     }
 
     /// A record that cannot even be read (over the size limit while reading, say).
@@ -106,18 +134,51 @@ impl Pipeline {
         self.counters.records += 1;
         self.dead(reason, detail, bytes, pos, dead);
         if let Some(d) = dead.last_mut() {
-            d.truncated = truncated;
+            d.truncated |= truncated;
         }
     }
 
-    /// End of input: advance the watermark to the newest event and flush every detector.
+    /// The source reads `lane` now (a partition was assigned). See [`Lanes::assign`].
+    pub fn assign_lane(&mut self, lane: Lane) {
+        self.lanes.assign(lane);
+    }
+
+    /// The source stopped reading `lane`; what it held is released in order as usual.
+    pub fn revoke_lane(&mut self, lane: Lane, alerts: &mut Vec<Alert>) {
+        self.lanes.revoke(lane);
+        self.release_counted(alerts);
+    }
+
+    /// `lane` is caught up and silent (idle) or not; idle lanes do not hold the watermark.
+    pub fn set_lane_idle(&mut self, lane: Lane, idle: bool, alerts: &mut Vec<Alert>) {
+        self.lanes.set_idle(lane, idle);
+        self.release_counted(alerts);
+    }
+
+    /// Lanes more than `drift_ms` of event time ahead of the slowest: pause them.
+    pub fn lanes_ahead(&self, drift_ms: i64) -> Vec<Lane> {
+        self.lanes.ahead(drift_ms)
+    }
+
+    /// `(lane, newest event time, idle)` of every assigned lane.
+    pub fn lanes(&self) -> Vec<(Lane, Option<Ts>, bool)> {
+        self.lanes.assigned().collect()
+    }
+
+    /// End of input: release everything held, tick up to the newest event, flush every detector.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
         let before = alerts.len();
-        if let Some(wm) = self.clock.close() {
-            self.detectors.on_tick(wm, alerts);
+        while let Some(h) = self.held.pop() {
+            self.deliver(h, alerts);
+        }
+        if let Some(newest) = self.lanes.newest() {
+            self.released = self.released.max(Some(newest));
+            for b in self.ticker.due(newest) {
+                self.detectors.on_tick(b, alerts);
+            }
         }
         self.detectors.on_flush(alerts);
-        self.count_alerts(&alerts[before..]);
+        self.count_alerts(before, alerts);
     }
 
     /// Rebuild a pipeline from a snapshot taken with `serde`, applying `cfg`'s limits.
@@ -125,6 +186,7 @@ impl Pipeline {
         self.limits = Limits {
             max_record_bytes: cfg.runtime.max_record_bytes,
         };
+        self.max_held_bytes = cfg.runtime.reorder_max_bytes;
         self
     }
 
@@ -132,8 +194,19 @@ impl Pipeline {
         &self.counters
     }
 
+    /// The release watermark: every event before it has been handed to the detectors.
     pub fn watermark(&self) -> Option<i64> {
-        self.clock.watermark()
+        self.released
+    }
+
+    /// How far behind its lane's newest event an event may be (lateness + grace).
+    pub fn hold_ms(&self) -> i64 {
+        self.lanes.hold()
+    }
+
+    /// Bytes and records waiting in the reorder buffer.
+    pub fn held(&self) -> (usize, usize) {
+        (self.held.bytes(), self.held.len())
     }
 
     pub fn detector_stats(&self) -> Vec<(&'static str, DetectorStats)> {
@@ -142,6 +215,44 @@ impl Pipeline {
 
     pub fn detector_names(&self) -> Vec<&'static str> {
         self.detectors.names()
+    }
+
+    fn release_counted(&mut self, alerts: &mut Vec<Alert>) {
+        let before = alerts.len();
+        self.release(alerts);
+        self.count_alerts(before, alerts);
+    }
+
+    /// Hand over everything the release watermark has passed, with the ticks it crossed;
+    /// then, if the buffer is over its byte bound, the oldest records regardless.
+    fn release(&mut self, alerts: &mut Vec<Alert>) {
+        if let Some(w) = self.lanes.watermark() {
+            if self.released.is_none_or(|r| w > r) {
+                while let Some(h) = self.held.pop_before(w) {
+                    self.deliver(h, alerts);
+                }
+                self.released = Some(w);
+                for b in self.ticker.due(w) {
+                    self.detectors.on_tick(b, alerts);
+                }
+            }
+        }
+        while self.held.bytes() > self.max_held_bytes {
+            let Some(h) = self.held.pop() else { break };
+            self.counters.reorder_overflow += 1;
+            self.released = self.released.max(Some(h.ts.saturating_add(1)));
+            self.deliver(h, alerts);
+        }
+    }
+
+    fn deliver(&mut self, h: Held, alerts: &mut Vec<Alert>) {
+        for b in self.ticker.due(h.ts) {
+            self.detectors.on_tick(b, alerts);
+        }
+        match decode(h.record.as_bytes(), &self.limits) {
+            Ok(ev) => self.detectors.on_event(&ev, alerts),
+            Err(e) => debug_assert!(false, "a held record was accepted once: {e:?}"),
+        }
     }
 
     fn dead(
@@ -153,17 +264,19 @@ impl Pipeline {
         dead: &mut Vec<DeadLetter>,
     ) {
         self.counters.dead_letters[reason.index()] += 1;
+        // One rule for every source: a dead letter keeps at most `max_record_bytes`.
+        let keep = bytes.len().min(self.limits.max_record_bytes);
         dead.push(DeadLetter {
             reason,
             detail,
             position,
-            raw: bytes.to_vec(),
-            truncated: false,
+            raw: bytes[..keep].to_vec(),
+            truncated: keep < bytes.len(),
         });
     }
 
-    fn count_alerts(&mut self, new: &[Alert]) {
-        for a in new {
+    fn count_alerts(&mut self, before: usize, alerts: &[Alert]) {
+        for a in &alerts[before..] {
             debug_assert!(
                 a.accounts.windows(2).all(|w| w[0] < w[1]),
                 "accounts sorted and unique"
