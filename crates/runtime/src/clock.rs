@@ -180,7 +180,9 @@ impl Lanes {
         let floor = slowest.unwrap_or(Ts::MIN);
         self.lanes
             .iter()
-            .filter(|(_, l)| l.assigned && l.newest.is_some_and(|n| n > floor.saturating_add(drift_ms)))
+            .filter(|(_, l)| {
+                l.assigned && l.newest.is_some_and(|n| n > floor.saturating_add(drift_ms))
+            })
             .map(|(k, _)| *k)
             .collect()
     }
@@ -215,7 +217,9 @@ impl Ticker {
         let top = upto.div_euclid(i).saturating_mul(i);
         let first = match self.last {
             Some(l) if l >= top => top.saturating_add(i), // nothing due
-            Some(l) => l.saturating_add(i).max(top.saturating_sub((MAX_GAP_TICKS - 1) * i)),
+            Some(l) => l
+                .saturating_add(i)
+                .max(top.saturating_sub((MAX_GAP_TICKS - 1) * i)),
             None => top,
         };
         if self.last.is_none_or(|l| l < top) {
@@ -245,20 +249,44 @@ mod tests {
         assert_eq!(l.observe(1, 100_000), Timeliness::OnTime);
         assert_eq!(l.watermark(), Some(30_000), "the slowest lane holds it");
         assert_eq!(l.observe(1, 89_999), Timeliness::Late);
-        assert_eq!(l.observe(1, 30_000), Timeliness::Late, "exactly lateness + grace");
+        assert_eq!(
+            l.observe(1, 30_000),
+            Timeliness::Late,
+            "exactly lateness + grace"
+        );
         assert_eq!(l.observe(1, 29_999), Timeliness::TooLate);
         l.set_idle(1, true);
-        assert_eq!(l.watermark(), Some(930_000), "an idle lane does not hold it");
-        assert_eq!(l.ahead(60_000), Vec::<Lane>::new(), "idle lanes are not the slowest");
+        assert_eq!(
+            l.watermark(),
+            Some(930_000),
+            "an idle lane does not hold it"
+        );
+        assert_eq!(
+            l.ahead(60_000),
+            Vec::<Lane>::new(),
+            "idle lanes are not the slowest"
+        );
         l.set_idle(1, false);
         assert_eq!(l.ahead(60_000), vec![0], "lane 0 runs ahead of lane 1");
         l.revoke(1);
-        assert_eq!(l.watermark(), Some(930_000), "a revoked lane does not hold it");
+        assert_eq!(
+            l.watermark(),
+            Some(930_000),
+            "a revoked lane does not hold it"
+        );
         l.assign(2);
-        assert_eq!(l.watermark(), None, "a new lane holds it until its first record");
+        assert_eq!(
+            l.watermark(),
+            None,
+            "a new lane holds it until its first record"
+        );
         l.set_idle(2, true);
         l.set_idle(0, true);
-        assert_eq!(l.watermark(), Some(930_000), "all idle: the newest lane sets it");
+        assert_eq!(
+            l.watermark(),
+            Some(930_000),
+            "all idle: the newest lane sets it"
+        );
     }
 
     #[test]

@@ -89,8 +89,11 @@ pub trait Source {
 pub trait Sink {
     type Error;
     /// Hand over a batch's output (alerts already stamped with `emitted_at`).
-    fn send(&mut self, alerts: &mut Vec<Alert>, dead: &mut Vec<DeadLetter>)
-        -> Result<(), Self::Error>;
+    fn send(
+        &mut self,
+        alerts: &mut Vec<Alert>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<(), Self::Error>;
     /// Return once everything sent is durable (written, or acknowledged by the brokers).
     fn flush(&mut self) -> Result<(), Self::Error>;
 }

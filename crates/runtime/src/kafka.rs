@@ -112,12 +112,17 @@ impl ConsumerContext for Positioning {
             .iter()
             .map(|e| e.partition())
             .collect();
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
                 for p in &parts {
-                    let to = offsets.get(p).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                    let to = offsets
+                        .get(p)
+                        .map_or(Offset::Beginning, |o| Offset::Offset(*o));
                     if let Err(e) = tpl.set_partition_offset(&self.topic, *p, to) {
                         tracing::error!(partition = p, error = %e, "cannot position partition");
                     }
@@ -240,7 +245,11 @@ impl KafkaSource<'_> {
     fn align(&mut self, feed: &mut Feed<'_>) {
         let idle_after = Duration::from_millis(self.cfg.kafka.partition_idle_ms);
         for p in self.parts.assigned.clone() {
-            let idle = self.parts.at_end.get(&p).is_some_and(|t| t.elapsed() >= idle_after);
+            let idle = self
+                .parts
+                .at_end
+                .get(&p)
+                .is_some_and(|t| t.elapsed() >= idle_after);
             if idle != self.parts.idle.contains(&p) {
                 tracing::debug!(partition = p, idle, "partition idleness changed");
                 if idle {
@@ -291,10 +300,12 @@ impl Source for KafkaSource<'_> {
     fn read_batch(&mut self, feed: &mut Feed<'_>, max: usize) -> Result<Poll, ServiceError> {
         let poll = Duration::from_millis(self.cfg.kafka.poll_timeout_ms);
         self.batch.clear();
-        self.parts.apply(take_changes(&self.consumer), feed, self.health);
+        self.parts
+            .apply(take_changes(&self.consumer), feed, self.health);
         while feed.records() < max && !self.shutdown.load(Ordering::Relaxed) {
             let msg = self.consumer.poll(poll);
-            self.parts.apply(take_changes(&self.consumer), feed, self.health);
+            self.parts
+                .apply(take_changes(&self.consumer), feed, self.health);
             match msg {
                 None => break,
                 Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -362,7 +373,9 @@ impl Source for KafkaSource<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .clone_from(&self.next_offsets);
         if let Some(dir) = &self.snapshot_dir {
-            if self.last_snapshot.elapsed() >= Duration::from_millis(self.cfg.kafka.snapshot_interval_ms) {
+            if self.last_snapshot.elapsed()
+                >= Duration::from_millis(self.cfg.kafka.snapshot_interval_ms)
+            {
                 let bytes = snapshot::write(dir, self.cfg, &self.next_offsets, pipeline)?;
                 tracing::debug!(bytes, "snapshot written");
                 self.last_snapshot = Instant::now();
@@ -397,7 +410,11 @@ struct KafkaSink<'a> {
 impl Sink for KafkaSink<'_> {
     type Error = ServiceError;
 
-    fn send(&mut self, alerts: &mut Vec<Alert>, dead: &mut Vec<DeadLetter>) -> Result<(), ServiceError> {
+    fn send(
+        &mut self,
+        alerts: &mut Vec<Alert>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<(), ServiceError> {
         produce_batch(self.cfg, &self.producer, alerts, dead)
     }
 

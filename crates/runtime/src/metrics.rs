@@ -195,8 +195,10 @@ impl Metrics {
     pub fn publish_pipeline(&mut self, p: &Pipeline) {
         self.publish(p.counters(), &p.detector_stats(), p.watermark());
         let (bytes, records) = p.held();
-        self.reorder_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
-        self.reorder_records.set(i64::try_from(records).unwrap_or(i64::MAX));
+        self.reorder_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.reorder_records
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
         let hold = p.hold_ms();
         for (lane, newest, _) in p.lanes() {
             if let Some(n) = newest {
@@ -297,7 +299,9 @@ impl Metrics {
         self.partitions
             .with_label_values(&["paused"])
             .set(paused as i64);
-        self.partitions.with_label_values(&["idle"]).set(idle as i64);
+        self.partitions
+            .with_label_values(&["idle"])
+            .set(idle as i64);
     }
 
     /// Set the cumulative count of skipped replayed records.

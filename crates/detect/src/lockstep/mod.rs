@@ -455,10 +455,12 @@ impl Lockstep {
         let i = match best {
             Some(i) => i,
             None => {
+                // From names and times only: interned numbers depend on who came first.
                 let first_target = targets.iter().next().map_or("", |t| t.as_ref());
+                let first_member = names.iter().min().map_or("", |n| n.as_ref());
                 let alert_id = stable_id(
                     AlertKind::BotFarm,
-                    &[&names[0], first_target, &start.to_string()],
+                    &[first_member, first_target, &start.to_string()],
                 );
                 self.findings.push(Finding {
                     alert_id,
