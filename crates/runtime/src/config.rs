@@ -258,10 +258,13 @@ fn overlay(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Config
             why: "empty path segment",
         });
     }
+    // librdkafka properties are strings, whatever they look like (`fetch.wait.max.ms=100`).
+    let is_property = path.len() == 3 && path[0] == "kafka" && path[1] == "properties";
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
+        .filter(|_| !is_property)
         .unwrap_or_else(|| toml::Value::String(value.to_owned()));
     let (last, parents) = path.split_last().ok_or(ConfigError::Env {
         var: var.to_owned(),

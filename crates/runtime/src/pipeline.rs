@@ -173,6 +173,8 @@ impl Pipeline {
         }
         if let Some(newest) = self.lanes.newest() {
             self.released = self.released.max(Some(newest));
+        }
+        if let (Some(newest), Some(_)) = (self.lanes.newest(), self.ticker.last()) {
             for b in self.ticker.due(newest) {
                 self.detectors.on_tick(b, alerts);
             }
@@ -232,8 +234,12 @@ impl Pipeline {
                     self.deliver(h, alerts);
                 }
                 self.released = Some(w);
-                for b in self.ticker.due(w) {
-                    self.detectors.on_tick(b, alerts);
+                // Ticks start with the first event handed over, so their sequence is a
+                // function of the events, not of how far the watermark had run by then.
+                if self.ticker.last().is_some() {
+                    for b in self.ticker.due(w) {
+                        self.detectors.on_tick(b, alerts);
+                    }
                 }
             }
         }

@@ -75,6 +75,7 @@ fn librdkafka_properties_from_file_and_environment() {
         Some(&f.0),
         env(&[
             ("LEVEE__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SASL_SSL"),
+            ("LEVEE__KAFKA__PROPERTIES__FETCH_WAIT_MAX_MS", "100"),
             ("LEVEE__KAFKA__BROKERS", "k1:9093,k2:9093"),
         ]),
     )
@@ -93,6 +94,14 @@ fn librdkafka_properties_from_file_and_environment() {
             .get("security.protocol")
             .map(String::as_str),
         Some("SASL_SSL")
+    );
+    assert_eq!(
+        c.kafka
+            .properties
+            .get("fetch.wait.max.ms")
+            .map(String::as_str),
+        Some("100"),
+        "a number-looking property stays a string"
     );
 }
 

@@ -138,6 +138,16 @@ impl Broker {
 
     /// Read `topic` (partition 0) from the start until `want` records arrived or `timeout` passed.
     pub fn read(&self, topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+        self.read_until(topic, timeout, |got| got.len() >= want)
+    }
+
+    /// Read `topic` (partition 0) from the start until `done(records so far)` or `timeout`.
+    pub fn read_until(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&[Record]) -> bool,
+    ) -> Vec<Record> {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
             .set("group.id", format!("reader-{}", free_port()))
@@ -148,9 +158,9 @@ impl Broker {
         tpl.add_partition_offset(topic, 0, Offset::Beginning)
             .expect("tpl");
         c.assign(&tpl).expect("assign");
-        let mut out = Vec::new();
+        let mut out: Vec<Record> = Vec::new();
         let t = Instant::now();
-        while out.len() < want && t.elapsed() < timeout {
+        while !done(&out) && t.elapsed() < timeout {
             if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
                 let headers = m
                     .headers()
@@ -179,24 +189,63 @@ impl Broker {
 
 /// Produce `(key, payload)` records to `topic` on `brokers`, waiting for every acknowledgement.
 pub fn produce_to(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("acks", "all")
-        .create()
-        .expect("producer");
-    for (k, v) in records {
-        let mut rec = BaseRecord::to(topic).key(k.as_bytes()).payload(&v[..]);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    p.poll(Duration::from_millis(10));
+    produce_records(brokers, topic, None, records);
+}
+
+/// Produce to one `partition` (or by key when `None`), waiting for every acknowledgement.
+pub fn produce_records(
+    brokers: &str,
+    topic: &str,
+    partition: Option<i32>,
+    records: &[(String, Vec<u8>)],
+) {
+    TestProducer::new(brokers).send(topic, partition, records);
+}
+
+/// A producer kept across calls (a live writer sends many small bursts).
+pub struct TestProducer(BaseProducer);
+
+impl TestProducer {
+    pub fn new(brokers: &str) -> Self {
+        TestProducer(
+            ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .set("acks", "all")
+                .set("linger.ms", "5")
+                .create()
+                .expect("producer"),
+        )
+    }
+
+    /// Send and wait until every record is acknowledged.
+    pub fn send(&self, topic: &str, partition: Option<i32>, records: &[(String, Vec<u8>)]) {
+        self.queue(topic, partition, records);
+        self.flush();
+    }
+
+    /// Wait until everything queued is acknowledged.
+    pub fn flush(&self) {
+        self.0.flush(Duration::from_secs(60)).expect("flush");
+    }
+
+    /// Queue records without waiting for acknowledgements.
+    pub fn queue(&self, topic: &str, partition: Option<i32>, records: &[(String, Vec<u8>)]) {
+        for (k, v) in records {
+            let mut rec = BaseRecord::to(topic).key(k.as_bytes()).payload(&v[..]);
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
+            loop {
+                match self.0.send(rec) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        rec = r;
+                        self.0.poll(Duration::from_millis(10));
+                    }
                 }
             }
         }
     }
-    p.flush(Duration::from_secs(60)).expect("flush");
 }
 
 impl Drop for Broker {
@@ -289,6 +338,19 @@ impl Service {
         }
     }
 
+    /// Wait until the metric `series` reads at least `value`.
+    pub fn wait_metric_at_least(&self, series: &str, value: f64, within: Duration) {
+        let t = Instant::now();
+        while self.metric(series).is_none_or(|v| v < value) {
+            assert!(
+                t.elapsed() < within,
+                "{series} = {:?}, expected at least {value}",
+                self.metric(series)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no shutdown work at all.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -329,12 +391,18 @@ pub struct Topics {
 
 impl Topics {
     pub fn create(b: &Broker, prefix: &str) -> Topics {
+        Self::create_with(b, prefix, 1)
+    }
+
+    /// Events with `partitions` partitions; alerts and dead letters with one.
+    pub fn create_with(b: &Broker, prefix: &str, partitions: u32) -> Topics {
         let t = Topics {
             events: format!("{prefix}.events"),
             alerts: format!("{prefix}.alerts"),
             dead: format!("{prefix}.dead"),
         };
-        for name in [&t.events, &t.alerts, &t.dead] {
+        b.create_topic(&t.events, partitions);
+        for name in [&t.alerts, &t.dead] {
             b.create_topic(name, 1);
         }
         t
