@@ -319,3 +319,92 @@ fn three_partitions() {
 fn eight_partitions() {
     matrix(8);
 }
+
+/// A second replica joins the group and leaves again: the partitions it held come back to
+/// the first replica positioned where the first replica's state ends (not where the second
+/// one committed), so every record is processed exactly once and the alerts are file mode's.
+#[test]
+fn partitions_taken_away_and_given_back_resume_exactly() {
+    let broker = Broker::start();
+    let n = 3;
+    let topics = Topics::create_with(&broker, "rebalance", n as u32);
+    let other = Topics {
+        events: topics.events.clone(),
+        alerts: "rebalance.other.alerts".into(),
+        dead: "rebalance.other.dead".into(),
+    };
+    for t in [&other.alerts, &other.dead] {
+        broker.create_topic(t, 1);
+    }
+    let recs = records();
+    let brokers = broker.brokers();
+    let half = recs.len() / 2;
+    let produce = |part: &[(String, String)]| {
+        for (p, q) in by_partition(part, n).iter().enumerate() {
+            produce_records(
+                &brokers,
+                &topics.events,
+                Some(p as i32),
+                &Vec::from(q.clone()),
+            );
+        }
+    };
+    let extra = [("LEVEE__KAFKA__PARTITION_IDLE_MS", "2000".to_owned())];
+    produce(&recs[..half]);
+    let a = Service::start_with(&broker, "levee-rebalance", &topics, &extra);
+    a.wait_metric("levee_records_total", half as f64, Duration::from_secs(60));
+
+    // B takes some partitions (and reads them from the beginning into its own state).
+    let b = Service::start_with(&broker, "levee-rebalance", &other, &extra);
+    b.wait_metric_at_least(
+        "levee_kafka_partitions{scope=\"assigned\"}",
+        1.0,
+        Duration::from_secs(60),
+    );
+    a.wait_metric_at_least(
+        "levee_kafka_partitions{scope=\"assigned\"}",
+        1.0,
+        Duration::from_secs(60),
+    );
+    let a_held = a.metric("levee_kafka_partitions{scope=\"assigned\"}");
+    assert!(
+        a_held.is_some_and(|v| v < f64::from(n)),
+        "A gave partitions away: {a_held:?}"
+    );
+    b.wait_metric_at_least("levee_records_total", 1.0, Duration::from_secs(60));
+    assert!(b.terminate(Duration::from_secs(30)).success());
+
+    // A gets everything back, then the rest of the stream arrives.
+    a.wait_metric(
+        "levee_kafka_partitions{scope=\"assigned\"}",
+        f64::from(n),
+        Duration::from_secs(60),
+    );
+    produce(&recs[half..]);
+    a.wait_metric(
+        "levee_records_total",
+        recs.len() as f64,
+        Duration::from_secs(120),
+    );
+    let want = expected();
+    let got = broker.read_until(&topics.alerts, Duration::from_secs(120), |got| {
+        got.len() >= want.len()
+    });
+    let got: Vec<String> = got
+        .iter()
+        .map(|(_, v, _)| strip(&String::from_utf8_lossy(v)))
+        .collect();
+    let (mut g, mut w) = (got.clone(), want.clone());
+    g.sort();
+    w.sort();
+    assert_eq!(g.len(), w.len(), "one message per file-mode alert");
+    assert!(g == w, "A's alerts are file mode's");
+    for series in [
+        "levee_replayed_records_skipped_total",
+        "levee_late_events_total{outcome=\"out_of_order\"}",
+        "levee_dead_letters_total{reason=\"late\"}",
+    ] {
+        assert_eq!(a.metric(series), Some(0.0), "{series}");
+    }
+    assert!(a.terminate(Duration::from_secs(30)).success());
+}
