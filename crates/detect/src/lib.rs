@@ -1,6 +1,7 @@
 //! Levee's detectors: pure, synchronous state machines over events and event-time ticks.
 //!
-//! A detector sees decoded [`Event`]s in arrival order and watermark ticks, and
+//! A detector sees decoded [`Event`]s in canonical event-time order (the runtime's
+//! reorder buffer) and one tick per boundary the stream crosses, and
 //! pushes [`Alert`]s into an output buffer. It never reads a clock, a file or a
 //! socket: the same events and ticks give the same alerts. The runtime crate
 //! owns all IO and drives detectors through [`Detectors`]. Detectors do not
@@ -19,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 /// The detector shape: one required method, optional hooks with no-op defaults.
 pub trait Detector {
-    /// Observe one event. `ts` may be up to the allowed lateness (plus grace)
-    /// behind the newest event seen; the detector must accept that.
+    /// Observe one event. Events come in `(ts, record)` order; rarely one comes
+    /// behind the last tick (a partition that was idle, or a buffer overflow:
+    /// the runtime counts those), and the detector must accept that.
     fn on_event(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>);
 
     /// The watermark advanced to `watermark`: no event older than it will be

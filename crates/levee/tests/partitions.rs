@@ -408,3 +408,70 @@ fn partitions_taken_away_and_given_back_resume_exactly() {
     }
     assert!(a.terminate(Duration::from_secs(30)).success());
 }
+
+/// Events older than lateness + grace within their own partition (the same account two
+/// hours back) are dead-lettered, exactly those, and the alerts stay file mode's.
+#[test]
+fn truly_late_events_are_dead_lettered_on_three_partitions() {
+    let broker = Broker::start();
+    let n = 3;
+    let topics = Topics::create_with(&broker, "late", n as u32);
+    let mut recs: Vec<(String, String)> = Vec::new();
+    let mut late: Vec<String> = Vec::new();
+    for (i, (k, r)) in records().iter().enumerate() {
+        recs.push((k.clone(), r.clone()));
+        if i % 4_000 == 3_999 {
+            let mut v: serde_json::Value = serde_json::from_str(r).expect("event json");
+            let ts = v["ts"].as_i64().expect("ts");
+            v["ts"] = serde_json::json!(ts - 2 * 3_600_000);
+            late.push(v.to_string());
+            recs.push((k.clone(), v.to_string()));
+        }
+    }
+    assert!(late.len() >= 5);
+    for (p, q) in by_partition(&recs, n).iter().enumerate() {
+        produce_records(
+            &broker.brokers(),
+            &topics.events,
+            Some(p as i32),
+            &Vec::from(q.clone()),
+        );
+    }
+    let extra = [("LEVEE__KAFKA__PARTITION_IDLE_MS", "2000".to_owned())];
+    let svc = Service::start_with(&broker, "levee-late", &topics, &extra);
+    svc.wait_metric(
+        "levee_records_total",
+        recs.len() as f64,
+        Duration::from_secs(120),
+    );
+    let dead = broker.read(&topics.dead, late.len(), Duration::from_secs(60));
+    let mut got: Vec<String> = dead
+        .iter()
+        .map(|(_, v, h)| {
+            let reason = h
+                .iter()
+                .find(|(k, _)| k == "levee.reason")
+                .map(|(_, v)| v.as_str());
+            assert_eq!(reason, Some("late"));
+            String::from_utf8_lossy(v).into_owned()
+        })
+        .collect();
+    got.sort();
+    late.sort();
+    assert_eq!(got, late, "exactly the truly late events");
+    let want = expected();
+    let alerts = broker.read(&topics.alerts, want.len(), Duration::from_secs(60));
+    let mut g: Vec<String> = alerts
+        .iter()
+        .map(|(_, v, _)| strip(&String::from_utf8_lossy(v)))
+        .collect();
+    let mut w = want.clone();
+    g.sort();
+    w.sort();
+    assert!(g == w, "the dead-lettered events change no alert");
+    assert_eq!(
+        svc.metric("levee_dead_letters_total{reason=\"late\"}"),
+        Some(late.len() as f64)
+    );
+    assert!(svc.terminate(Duration::from_secs(30)).success());
+}

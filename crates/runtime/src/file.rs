@@ -107,6 +107,8 @@ pub struct Report {
     pub counters: Counters,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// Most bytes and records the reorder buffer held at a batch boundary.
+    pub held_peak: (usize, usize),
 }
 
 impl Report {
@@ -147,8 +149,15 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "late         {} processed within grace",
-            c.late_processed
+            "late         {} processed within grace, {} out of order",
+            c.late_processed, c.out_of_order
+        )?;
+        writeln!(
+            f,
+            "reorder      peak {:.1} MB ({} records) held for the watermark, {} released early",
+            self.held_peak.0 as f64 / 1e6,
+            self.held_peak.1,
+            c.reorder_overflow
         )?;
         writeln!(
             f,
@@ -242,17 +251,23 @@ pub fn run_jsonl<R: BufRead, A: Write, D: Write>(
     let mut source = FileSource::new(input, max_record_bytes);
     let mut sink = JsonlSink { alerts, dead };
     let never = AtomicBool::new(false);
+    let mut held_peak = (0, 0);
     let counters = drive(
         &mut source,
         &mut sink,
         pipeline,
         batch_size,
         &never,
-        &mut |p, b| on_batch(p, b.bytes_read),
+        &mut |p, b| {
+            let held = p.held();
+            held_peak = (held_peak.0.max(held.0), held_peak.1.max(held.1));
+            on_batch(p, b.bytes_read)
+        },
     )?;
     Ok(Report {
         counters,
         bytes: source.bytes_read(),
         elapsed: start.elapsed(),
+        held_peak,
     })
 }
