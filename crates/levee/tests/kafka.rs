@@ -2,58 +2,23 @@
 
 mod support;
 
-use levee_model::{Alert, Body, Event};
-use levee_sim::{generate, ScenarioConfig};
-use std::borrow::Cow;
+use levee_model::Alert;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 use support::{Broker, Service, Topics};
 
-/// A small scenario plus a sentinel login a day later, which moves the watermark past
-/// every window so both modes emit everything pending (a stream has no end of file).
+/// The shared test scenario's records (a sentinel a day later closes every window).
 fn scenario_lines() -> Vec<String> {
-    let s = generate(&ScenarioConfig {
-        seed: 5,
-        accounts: 3_000,
-        hours: 2,
-        ..ScenarioConfig::default()
-    });
-    let mut lines: Vec<String> = s.events.iter().map(Event::to_json).collect();
-    let last = s.events.iter().map(|e| e.ts).max().unwrap_or(0);
-    let sentinel = Event {
-        ts: last + 86_400_000,
-        account: Cow::Borrowed("sentinel"),
-        ip: None,
-        device: None,
-        ua: None,
-        account_created: None,
-        body: Body::Login,
-    };
-    lines.push(sentinel.to_json());
-    lines
+    support::scenario_with_sentinel()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// File mode on the same lines: the reference alerts.
 fn file_mode(lines: &[String], name: &str) -> Vec<Alert> {
-    let dir = std::env::temp_dir().join(format!("levee-kafka-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let input: PathBuf = dir.join("events.jsonl");
-    std::fs::write(&input, lines.join("\n") + "\n").expect("write events");
-    let out = dir.join("alerts.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_levee"))
-        .args(["run", "--input"])
-        .arg(&input)
-        .arg("--alerts")
-        .arg(&out)
-        .current_dir(&dir)
-        .output()
-        .expect("levee run");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(out)
-        .expect("alerts")
-        .lines()
+    support::file_mode_lines(lines, &format!("kafka-{name}"))
+        .iter()
         .map(|l| serde_json::from_str(l).expect("alert"))
         .collect()
 }

@@ -5,67 +5,27 @@
 
 mod support;
 
-use levee_model::{Body, Event};
-use levee_sim::{generate, ScenarioConfig};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::{produce_records, Broker, Service, TestProducer, Topics};
+use support::{file_mode_lines, produce_records, Broker, Service, TestProducer, Topics};
 
 /// The scenario as `(account, record)`, plus a sentinel login a day later that moves every
 /// partition's event time past every window (a stream has no end of file).
 fn records() -> &'static [(String, String)] {
     static R: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    R.get_or_init(|| {
-        let s = generate(&ScenarioConfig {
-            seed: 5,
-            accounts: 3_000,
-            hours: 2,
-            ..ScenarioConfig::default()
-        });
-        let last = s.events.iter().map(|e| e.ts).max().unwrap_or(0);
-        let sentinel = Event {
-            ts: last + 86_400_000,
-            account: Cow::Borrowed("sentinel"),
-            ip: None,
-            device: None,
-            ua: None,
-            account_created: None,
-            body: Body::Login,
-        };
-        s.events
-            .iter()
-            .chain([&sentinel])
-            .map(|e| (e.account.to_string(), e.to_json()))
-            .collect()
-    })
+    R.get_or_init(support::scenario_with_sentinel)
 }
 
 /// File mode on the same records, alerts without `emitted_at`: the reference.
 fn expected() -> &'static Vec<String> {
     static E: OnceLock<Vec<String>> = OnceLock::new();
     E.get_or_init(|| {
-        let dir = scratch("reference");
-        let input: PathBuf = dir.join("events.jsonl");
-        let text: String = records().iter().map(|(_, r)| format!("{r}\n")).collect();
-        std::fs::write(&input, text).expect("write events");
-        let out = dir.join("alerts.jsonl");
-        let o = Command::new(env!("CARGO_BIN_EXE_levee"))
-            .args(["run", "--input"])
-            .arg(&input)
-            .arg("--alerts")
-            .arg(&out)
-            .current_dir(&dir)
-            .output()
-            .expect("levee run");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let alerts: Vec<String> = std::fs::read_to_string(out)
-            .expect("alerts")
-            .lines()
-            .map(strip)
+        let lines: Vec<String> = records().iter().map(|(_, r)| r.clone()).collect();
+        let alerts: Vec<String> = file_mode_lines(&lines, "parts-reference")
+            .iter()
+            .map(|l| strip(l))
             .collect();
         assert!(alerts.len() >= 3, "the scenario plants farms");
         alerts

@@ -113,9 +113,10 @@ impl Pipeline {
             self.detectors.on_event(&ev, alerts);
         } else {
             let ts = ev.ts;
-            // `decode` accepted it, so it is UTF-8.
-            let record: Box<str> = String::from_utf8_lossy(bytes).into();
-            self.held.push(Held { ts, record });
+            self.held.push(Held {
+                ts,
+                record: bytes.into(),
+            });
         }
         self.release(alerts);
         self.count_alerts(before, alerts);
@@ -255,7 +256,7 @@ impl Pipeline {
         for b in self.ticker.due(h.ts) {
             self.detectors.on_tick(b, alerts);
         }
-        match decode(h.record.as_bytes(), &self.limits) {
+        match decode(&h.record, &self.limits) {
             Ok(ev) => self.detectors.on_event(&ev, alerts),
             Err(e) => debug_assert!(false, "a held record was accepted once: {e:?}"),
         }

@@ -17,7 +17,25 @@ pub const ENTRY_OVERHEAD: usize = 40;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Held {
     pub ts: Ts,
-    pub record: Box<str>,
+    /// The record's bytes, as they arrived (a JSON string in snapshots).
+    #[serde(with = "as_text")]
+    pub record: Box<[u8]>,
+}
+
+/// Held records are valid UTF-8 (the decoder accepted them): snapshots store them as text.
+mod as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => Err(serde::ser::Error::custom("a held record is not UTF-8")),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
+        Ok(String::deserialize(d)?.into_bytes().into_boxed_slice())
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -68,7 +86,7 @@ mod tests {
     fn held(ts: Ts, r: &str) -> Held {
         Held {
             ts,
-            record: r.into(),
+            record: r.as_bytes().into(),
         }
     }
 
@@ -81,7 +99,7 @@ mod tests {
         assert_eq!(b.bytes(), 4 * (1 + ENTRY_OVERHEAD));
         let mut out = Vec::new();
         while let Some(h) = b.pop_before(9) {
-            out.push((h.ts, h.record.to_string()));
+            out.push((h.ts, String::from_utf8_lossy(&h.record).into_owned()));
         }
         assert_eq!(
             out,
@@ -91,5 +109,13 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert_eq!(b.pop().map(|h| h.ts), Some(9));
         assert_eq!((b.bytes(), b.is_empty()), (0, true));
+    }
+
+    #[test]
+    fn snapshots_hold_records_as_text() {
+        let h = held(7, r#"{"a":"é"}"#);
+        let json = serde_json::to_string(&h).expect("serialize");
+        assert_eq!(json, r#"{"ts":7,"record":"{\"a\":\"é\"}"}"#);
+        assert_eq!(serde_json::from_str::<Held>(&json).expect("deserialize"), h);
     }
 }

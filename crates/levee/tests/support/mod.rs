@@ -65,6 +65,59 @@ pub fn tansu() -> PathBuf {
     bin
 }
 
+/// The test scenario as `(account, record)`: a small simulated stream plus a sentinel login
+/// a day later, which moves every partition's event time past every window so that service
+/// mode emits everything file mode does at its end (a stream has no end of file).
+pub fn scenario_with_sentinel() -> Vec<(String, String)> {
+    use levee_model::{Body, Event};
+    let s = levee_sim::generate(&levee_sim::ScenarioConfig {
+        seed: 5,
+        accounts: 3_000,
+        hours: 2,
+        ..levee_sim::ScenarioConfig::default()
+    });
+    let last = s.events.iter().map(|e| e.ts).max().unwrap_or(0);
+    let sentinel = Event {
+        ts: last + 86_400_000,
+        account: std::borrow::Cow::Borrowed("sentinel"),
+        ip: None,
+        device: None,
+        ua: None,
+        account_created: None,
+        body: Body::Login,
+    };
+    s.events
+        .iter()
+        .chain([&sentinel])
+        .map(|e| (e.account.to_string(), e.to_json()))
+        .collect()
+}
+
+/// `levee run` over `lines` in a scratch directory named after `name`: the alert lines.
+pub fn file_mode_lines(lines: &[String], name: &str) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("levee-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write events");
+    let out = dir.join("alerts.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_levee"))
+        .args(["run", "--input"])
+        .arg(&input)
+        .arg("--alerts")
+        .arg(&out)
+        .current_dir(&dir)
+        .output()
+        .expect("levee run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let alerts = std::fs::read_to_string(&out)
+        .expect("alerts")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    alerts
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
