@@ -44,8 +44,11 @@ pub struct KafkaConfig {
     /// is idle: it stops holding the watermark back until its next record.
     pub partition_idle_ms: u64,
     /// A partition whose event time runs more than this ahead of the slowest is paused
-    /// until the slowest catches up (bounds the reorder buffer during catch-up).
+    /// until the slowest catches up (bounds the reorder buffer during catch-up)...
     pub max_partition_drift_ms: i64,
+    /// ...while the reorder buffer holds at least this many bytes (until it is back under
+    /// half of it). 0: always.
+    pub align_above_bytes: usize,
     /// Any librdkafka property (SASL, SSL, ...), applied to consumer and producer.
     pub properties: BTreeMap<String, String>,
 }
@@ -66,6 +69,7 @@ impl Default for KafkaConfig {
             snapshot_interval_ms: 30_000,
             partition_idle_ms: 5_000,
             max_partition_drift_ms: 60_000,
+            align_above_bytes: 64 << 20,
             properties: BTreeMap::new(),
         }
     }
@@ -224,6 +228,9 @@ impl LeveeConfig {
         let k = &self.kafka;
         if k.max_partition_drift_ms < 0 {
             return bad("kafka.max_partition_drift_ms must be >= 0");
+        }
+        if k.align_above_bytes > self.runtime.reorder_max_bytes {
+            return bad("kafka.align_above_bytes must be <= runtime.reorder_max_bytes (pausing must start before the buffer overflows)");
         }
         if k.batch_max == 0
             || k.brokers.is_empty()

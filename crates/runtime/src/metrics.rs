@@ -31,6 +31,7 @@ pub struct Metrics {
     reorder_records: IntGauge,
     reorder_overflow: IntCounter,
     partition_watermark: IntGaugeVec,
+    pauses: IntCounter,
     /// What was last published, so each batch adds only its delta.
     published: Counters,
     published_caps: Vec<(&'static str, u64)>,
@@ -153,6 +154,10 @@ impl Metrics {
             &["partition"],
         )?;
         registry.register(Box::new(partition_watermark.clone()))?;
+        let pauses = counter(
+            "levee_kafka_pauses_total",
+            "Partitions paused for running ahead of the slowest in event time (service mode).",
+        )?;
         // Pre-create every label value so dashboards see zeros, not gaps.
         for l in event_labels() {
             events.with_label_values(&[l]);
@@ -186,6 +191,7 @@ impl Metrics {
             reorder_records,
             reorder_overflow,
             partition_watermark,
+            pauses,
             published: Counters::default(),
             published_caps: Vec::new(),
         })
@@ -292,6 +298,11 @@ impl Metrics {
         self.partitions
             .with_label_values(&["assigned"])
             .set(assigned as i64);
+    }
+
+    /// Count `n` partitions newly paused.
+    pub fn count_pauses(&self, n: usize) {
+        self.pauses.inc_by(n as u64);
     }
 
     /// Partitions paused for running ahead (`scope="paused"`) and idle (`scope="idle"`).
