@@ -139,14 +139,20 @@ impl<'a> Event<'a> {
 
     /// Detach from the input buffer.
     pub fn into_owned(self) -> Event<'static> {
-        fn o(c: Cow<'_, str>) -> Cow<'static, str> {
-            Cow::Owned(c.into_owned())
-        }
-        fn oo(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
-            c.map(o)
-        }
+        self.map_strs(&mut |c| Cow::Owned(c.into_owned()))
+    }
+
+    /// The same event with every string field passed through `f`, always in the same
+    /// order (account, device, ua, then the body's fields in declaration order, topics
+    /// in order). Two calls on events of the same shape visit the same fields.
+    pub fn map_strs<'b>(self, f: &mut impl FnMut(Cow<'a, str>) -> Cow<'b, str>) -> Event<'b> {
+        let account = f(self.account);
+        let device = self.device.map(&mut *f);
+        let ua = self.ua.map(&mut *f);
         let body = match self.body {
-            Body::Register { name } => Body::Register { name: oo(name) },
+            Body::Register { name } => Body::Register {
+                name: name.map(&mut *f),
+            },
             Body::Login => Body::Login,
             Body::Post {
                 post,
@@ -155,11 +161,11 @@ impl<'a> Event<'a> {
                 reply_to,
                 repost_of,
             } => Body::Post {
-                post: o(post),
-                text: o(text),
-                topics: topics.into_iter().map(o).collect(),
-                reply_to: oo(reply_to),
-                repost_of: oo(repost_of),
+                post: f(post),
+                text: f(text),
+                topics: topics.into_iter().map(&mut *f).collect(),
+                reply_to: reply_to.map(&mut *f),
+                repost_of: repost_of.map(&mut *f),
             },
             Body::Engage {
                 action,
@@ -169,13 +175,13 @@ impl<'a> Event<'a> {
                 topics,
             } => Body::Engage {
                 action,
-                post: o(post),
-                author: oo(author),
-                text: oo(text),
-                topics: topics.into_iter().map(o).collect(),
+                post: f(post),
+                author: author.map(&mut *f),
+                text: text.map(&mut *f),
+                topics: topics.into_iter().map(&mut *f).collect(),
             },
             Body::Follow { target, action } => Body::Follow {
-                target: o(target),
+                target: f(target),
                 action,
             },
             Body::Hotlist {
@@ -183,17 +189,17 @@ impl<'a> Event<'a> {
                 action,
                 rank,
             } => Body::Hotlist {
-                topic: o(topic),
+                topic: f(topic),
                 action,
                 rank,
             },
         };
         Event {
             ts: self.ts,
-            account: o(self.account),
+            account,
             ip: self.ip,
-            device: oo(self.device),
-            ua: oo(self.ua),
+            device,
+            ua,
             account_created: self.account_created,
             body,
         }

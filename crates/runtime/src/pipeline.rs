@@ -112,11 +112,11 @@ impl Pipeline {
             self.counters.out_of_order += 1;
             self.detectors.on_event(&ev, alerts);
         } else {
-            let ts = ev.ts;
-            self.held.push(Held {
-                ts,
-                record: bytes.into(),
-            });
+            match std::str::from_utf8(bytes) {
+                Ok(text) => self.held.push(Held::new(text, ev)),
+                // `decode` accepted it, so it is UTF-8; never reached.
+                Err(_) => debug_assert!(false, "a decoded record is UTF-8"),
+            }
         }
         self.release(alerts);
         self.count_alerts(before, alerts);
@@ -256,7 +256,12 @@ impl Pipeline {
         for b in self.ticker.due(h.ts) {
             self.detectors.on_tick(b, alerts);
         }
-        match decode(&h.record, &self.limits) {
+        let mut h = h;
+        if let Some(ev) = h.event() {
+            self.detectors.on_event(&ev, alerts);
+            return;
+        }
+        match decode(h.record.as_bytes(), &self.limits) {
             Ok(ev) => self.detectors.on_event(&ev, alerts),
             Err(e) => debug_assert!(false, "a held record was accepted once: {e:?}"),
         }

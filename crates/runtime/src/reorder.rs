@@ -4,8 +4,9 @@
 //! events alone: the same set of events gives the detectors the same sequence whatever
 //! the arrival order, partitioning or batch sizes. The buffer is bounded in bytes.
 
-use levee_model::Ts;
+use levee_model::{Event, Ts};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -14,27 +15,109 @@ use std::collections::BinaryHeap;
 pub const ENTRY_OVERHEAD: usize = 40;
 
 /// One accepted record, already validated (UTF-8 JSON), waiting for release.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// Ordered by `(ts, record)`; the shape does not take part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Held {
     pub ts: Ts,
-    /// The record's bytes, as they arrived (a JSON string in snapshots).
-    #[serde(with = "as_text")]
-    pub record: Box<[u8]>,
+    /// The record as it arrived.
+    pub record: Box<str>,
+    /// The decoded event with its strings as offsets into `record`: release re-borrows
+    /// instead of decoding again. Absent after a snapshot restore, or when a field was
+    /// unescaped into a copy; then release decodes `record`.
+    #[serde(skip)]
+    shape: Option<Box<Shape>>,
 }
 
-/// Held records are valid UTF-8 (the decoder accepted them): snapshots store them as text.
-mod as_text {
-    use serde::{Deserialize, Deserializer, Serializer};
+/// A decoded event whose string fields are placeholders, and where each really lies.
+#[derive(Debug, Clone)]
+struct Shape {
+    event: Event<'static>,
+    spans: Vec<(u32, u32)>,
+}
 
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => Err(serde::ser::Error::custom("a held record is not UTF-8")),
+impl Held {
+    /// Hold `record`, decoded as `ev` (whose strings borrow from `record`).
+    pub fn new(record: &str, ev: Event<'_>) -> Held {
+        let base = record.as_ptr() as usize;
+        let mut spans = Vec::with_capacity(8);
+        let mut whole = true;
+        let ts = ev.ts;
+        let event = ev.map_strs(&mut |c| {
+            match c {
+                Cow::Borrowed(s) => {
+                    let at = (s.as_ptr() as usize).wrapping_sub(base);
+                    match (u32::try_from(at), u32::try_from(s.len())) {
+                        (Ok(a), Ok(l)) if at + s.len() <= record.len() => spans.push((a, l)),
+                        _ => whole = false,
+                    }
+                }
+                Cow::Owned(_) => whole = false,
+            }
+            Cow::Borrowed("")
+        });
+        Held {
+            ts,
+            record: record.into(),
+            shape: whole.then(|| Box::new(Shape { event, spans })),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
-        Ok(String::deserialize(d)?.into_bytes().into_boxed_slice())
+    /// A record restored from a snapshot (decoded again at release).
+    pub fn bare(ts: Ts, record: &str) -> Held {
+        Held {
+            ts,
+            record: record.into(),
+            shape: None,
+        }
+    }
+
+    /// The event, re-borrowed from the record if the shape is known.
+    pub fn event(&mut self) -> Option<Event<'_>> {
+        let shape = self.shape.take()?;
+        let Shape { event, spans } = *shape;
+        let text: &str = &self.record;
+        let mut next = spans.into_iter();
+        let mut ok = true;
+        let ev = event.map_strs(&mut |_| {
+            let (a, l) = next.next().unwrap_or((0, 0));
+            match text.get(a as usize..(a + l) as usize) {
+                Some(s) => Cow::Borrowed(s),
+                None => {
+                    ok = false;
+                    Cow::Borrowed("")
+                }
+            }
+        });
+        debug_assert!(ok && next.next().is_none(), "spans match the shape");
+        ok.then_some(ev)
+    }
+
+    /// Bytes this entry costs: record, shape and the per-entry overhead.
+    fn cost(&self) -> usize {
+        let shape = self.shape.as_ref().map_or(0, |s| {
+            std::mem::size_of::<Shape>() + s.spans.capacity() * std::mem::size_of::<(u32, u32)>()
+        });
+        self.record.len() + shape + ENTRY_OVERHEAD
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, &self.record) == (other.ts, &other.record)
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.ts, &self.record).cmp(&(other.ts, &other.record))
     }
 }
 
@@ -46,7 +129,7 @@ pub struct ReorderBuffer {
 
 impl ReorderBuffer {
     pub fn push(&mut self, held: Held) {
-        self.bytes += held.record.len() + ENTRY_OVERHEAD;
+        self.bytes += held.cost();
         self.heap.push(Reverse(held));
     }
 
@@ -61,7 +144,7 @@ impl ReorderBuffer {
     /// The oldest record, whatever its time.
     pub fn pop(&mut self) -> Option<Held> {
         let Reverse(h) = self.heap.pop()?;
-        self.bytes -= h.record.len() + ENTRY_OVERHEAD;
+        self.bytes -= h.cost();
         Some(h)
     }
 
@@ -84,10 +167,7 @@ mod tests {
     use super::*;
 
     fn held(ts: Ts, r: &str) -> Held {
-        Held {
-            ts,
-            record: r.as_bytes().into(),
-        }
+        Held::bare(ts, r)
     }
 
     #[test]
@@ -99,7 +179,7 @@ mod tests {
         assert_eq!(b.bytes(), 4 * (1 + ENTRY_OVERHEAD));
         let mut out = Vec::new();
         while let Some(h) = b.pop_before(9) {
-            out.push((h.ts, String::from_utf8_lossy(&h.record).into_owned()));
+            out.push((h.ts, h.record.to_string()));
         }
         assert_eq!(
             out,
@@ -117,5 +197,28 @@ mod tests {
         let json = serde_json::to_string(&h).expect("serialize");
         assert_eq!(json, r#"{"ts":7,"record":"{\"a\":\"é\"}"}"#);
         assert_eq!(serde_json::from_str::<Held>(&json).expect("deserialize"), h);
+    }
+
+    #[test]
+    fn a_held_event_comes_back_identical_without_decoding() {
+        let limits = levee_model::Limits::default();
+        for r in [
+            r#"{"type":"engage","ts":5,"account":"a","action":"like","post":"p","author":"u","topics":["t1","t2"],"device":"d","ua":"x"}"#,
+            r#"{"type":"post","ts":5,"account":"a","post":"p","text":"hi","topics":[],"reply_to":"q"}"#,
+            r#"{"type":"register","ts":5,"account":"a","name":"n","ip":"203.0.113.7"}"#,
+            r#"{"type":"hotlist","ts":5,"account":"a","topic":"t","action":"search","rank":3}"#,
+            r#"{"type":"follow","ts":5,"account":"a","target":"b"}"#,
+            r#"{"type":"login","ts":5,"account":"esc\u0061ped"}"#,
+        ] {
+            let want = levee_model::decode(r.as_bytes(), &limits).expect("valid");
+            let mut h = Held::new(r, want.clone());
+            let escaped = r.contains('\\');
+            let cost = h.cost();
+            match h.event() {
+                Some(got) => assert_eq!(got, want, "{r}"),
+                None => assert!(escaped, "only an unescaped copy falls back: {r}"),
+            }
+            assert!(cost >= r.len() + ENTRY_OVERHEAD);
+        }
     }
 }
