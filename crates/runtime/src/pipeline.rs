@@ -190,6 +190,7 @@ impl Pipeline {
             max_record_bytes: cfg.runtime.max_record_bytes,
         };
         self.max_held_bytes = cfg.runtime.reorder_max_bytes;
+        self.held.recount();
         self
     }
 

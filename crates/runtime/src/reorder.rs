@@ -148,7 +148,12 @@ impl ReorderBuffer {
         Some(h)
     }
 
-    /// Bytes held (records plus per-entry overhead).
+    /// Recompute the byte count (after a restore: restored entries have no shape).
+    pub fn recount(&mut self) {
+        self.bytes = self.heap.iter().map(|Reverse(h)| h.cost()).sum();
+    }
+
+    /// Bytes held (records, shapes and per-entry overhead).
     pub fn bytes(&self) -> usize {
         self.bytes
     }

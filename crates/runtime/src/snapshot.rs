@@ -8,11 +8,12 @@ use crate::{LeveeConfig, Pipeline};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 const FILE: &str = "levee-snapshot.json";
-const VERSION: u32 = 1;
+/// 2: lanes (per-partition clocks) and the reorder buffer replaced the single clock.
+const VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -87,25 +88,75 @@ pub fn write(
     Ok(size)
 }
 
+/// The fields read before the state, so that a snapshot of another format version is
+/// recognised (and ignored) rather than failing to decode.
+#[derive(Debug, Deserialize)]
+struct Header {
+    version: u32,
+    topic: String,
+    config: serde_json::Value,
+}
+
 /// Read the snapshot in `dir`, if there is one that fits this topic and configuration.
 pub fn read(dir: &Path, cfg: &LeveeConfig) -> Result<Option<(Offsets, Pipeline)>, SnapshotError> {
     let path = dir.join(FILE);
-    let f = match File::open(&path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(SnapshotError::Io { path, source }),
     };
-    let snap: Snapshot<Pipeline> =
-        serde_json::from_reader(BufReader::new(f)).map_err(|source| SnapshotError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
-    if snap.version != VERSION
-        || snap.topic != cfg.kafka.events_topic
-        || snap.config != fingerprint(cfg)
+    let corrupt = |source| SnapshotError::Corrupt {
+        path: path.clone(),
+        source,
+    };
+    let header: Header = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    if header.version != VERSION
+        || header.topic != cfg.kafka.events_topic
+        || header.config != fingerprint(cfg)
     {
-        tracing::warn!(path = %path.display(), "snapshot was taken under another version, topic or configuration: ignoring it (full replay)");
+        tracing::warn!(path = %path.display(), version = header.version, "snapshot was taken under another version, topic or configuration: ignoring it (full replay)");
         return Ok(None);
     }
+    let snap: Snapshot<Pipeline> = serde_json::from_slice(&bytes).map_err(corrupt)?;
     Ok(Some((snap.offsets, snap.pipeline.restored(cfg))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_other_versions_are_ignored() {
+        let dir = std::env::temp_dir().join(format!("levee-snapshot-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = LeveeConfig::default();
+        let mut p = Pipeline::new(&cfg);
+        let (mut alerts, mut dead) = (Vec::new(), Vec::new());
+        let rec = br#"{"type":"login","ts":1732000000000,"account":"a"}"#;
+        p.process(3, rec, crate::Position::Line(1), &mut alerts, &mut dead);
+        let offsets: Offsets = [(3, 42)].into_iter().collect();
+        write(&dir, &cfg, &offsets, &p).expect("write");
+        let (o, back) = read(&dir, &cfg).expect("read").expect("same version");
+        assert_eq!(o, offsets);
+        assert_eq!(back.held().1, p.held().1, "the reorder buffer survives");
+        let record_only = rec.len() + crate::reorder::ENTRY_OVERHEAD;
+        assert_eq!(
+            back.held().0,
+            record_only,
+            "restored entries are counted without a shape"
+        );
+        assert_eq!(back.counters(), p.counters());
+
+        // A snapshot of the previous format: ignored with a warning, not an error.
+        let old = serde_json::json!({"version": 1, "topic": cfg.kafka.events_topic,
+            "config": fingerprint(&cfg), "offsets": {}, "pipeline": {"clock": {}}});
+        std::fs::write(dir.join(FILE), old.to_string()).expect("write old");
+        assert!(read(&dir, &cfg).expect("not an error").is_none());
+        std::fs::write(dir.join(FILE), "{not json").expect("write junk");
+        assert!(matches!(
+            read(&dir, &cfg),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
