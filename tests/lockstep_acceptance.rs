@@ -38,7 +38,16 @@ fn check(scenario: ScenarioConfig, lag: bool) {
         .collect();
     let r = evaluate(&s.truth, &alerts);
 
-    for g in r.groups.iter().filter(|g| g.kind == AlertKind::BotFarm) {
+    let farms: Vec<_> = r
+        .groups
+        .iter()
+        .filter(|g| g.kind == AlertKind::BotFarm)
+        .collect();
+    assert!(
+        farms.len() >= 2,
+        "seed {seed}: the scenario plants bot farms"
+    );
+    for g in farms {
         let bar = if g.variant == "tight" { 0.97 } else { 0.85 };
         assert!(
             g.recall >= bar,
@@ -62,11 +71,13 @@ fn check(scenario: ScenarioConfig, lag: bool) {
             bf.median_lag_ms
         );
     }
-    for c in r
+    let traps: Vec<_> = r
         .cohorts
         .iter()
         .filter(|c| c.name == "fan_group" || c.name == "viral_crowd")
-    {
+        .collect();
+    assert_eq!(traps.len(), 2, "seed {seed}: both trap cohorts are planted");
+    for c in traps {
         assert_eq!(
             c.flagged_by_kind.get("bot_farm"),
             None,

@@ -100,6 +100,10 @@ fn gen_run_eval_round_trip() {
         .and_then(|k| k.iter().find(|k| k["kind"] == "device_farm"))
         .cloned()
         .expect("device_farm row");
+    assert!(
+        df["groups"].as_u64().is_some_and(|n| n >= 2),
+        "the demo plants device farms: {df}"
+    );
     assert_eq!(
         df["groups_detected"], df["groups"],
         "both planted device farms are found"
