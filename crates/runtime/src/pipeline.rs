@@ -174,10 +174,10 @@ impl Pipeline {
         }
         if let Some(newest) = self.lanes.newest() {
             self.released = self.released.max(Some(newest));
-        }
-        if let (Some(newest), Some(_)) = (self.lanes.newest(), self.ticker.last()) {
-            for b in self.ticker.due(newest) {
-                self.detectors.on_tick(b, alerts);
+            if self.ticker.last().is_some() {
+                for b in self.ticker.due(newest) {
+                    self.detectors.on_tick(b, alerts);
+                }
             }
         }
         self.detectors.on_flush(alerts);
@@ -253,11 +253,10 @@ impl Pipeline {
         }
     }
 
-    fn deliver(&mut self, h: Held, alerts: &mut Vec<Alert>) {
+    fn deliver(&mut self, mut h: Held, alerts: &mut Vec<Alert>) {
         for b in self.ticker.due(h.ts) {
             self.detectors.on_tick(b, alerts);
         }
-        let mut h = h;
         if let Some(ev) = h.event() {
             self.detectors.on_event(&ev, alerts);
             return;
