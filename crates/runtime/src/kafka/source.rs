@@ -1,92 +1,21 @@
-//! Service mode: a consumer group on the events topic, alerts and dead letters produced at least once.
-//!
-//! One thread runs the [`drive`] loop over a [`KafkaSource`] and a [`KafkaSink`]: poll
-//! a batch, run it through the [`Pipeline`], produce every alert (key = `alert_id`) and
-//! dead letter, wait for every acknowledgement, and only then store the batch's offsets
-//! (auto-commit then commits them) and maybe snapshot. Each partition is a lane with its
-//! own event time; a partition at its end for `partition_idle_ms` is idle, one more than
-//! `max_partition_drift_ms` ahead of the slowest is paused. A crash replays at most what
-//! came after the last snapshot, and canonical order makes a replayed alert identical.
+//! The events topic as a drive-loop source: positioning on assignment, lanes, idleness, alignment.
 
-use crate::dead_letter::{DeadLetter, Position};
-use crate::drive::{drive, now_ms, Feed, Poll, Sink, Source};
+use super::{record_error, ServiceError};
+use crate::dead_letter::Position;
+use crate::drive::{Feed, Poll, Source};
 use crate::http::Health;
-use crate::snapshot::{self, Offsets, SnapshotError};
-use crate::{Counters, LeveeConfig, Pipeline};
-use levee_model::Alert;
-use rdkafka::config::ClientConfig;
+use crate::snapshot::{self, Offsets};
+use crate::{LeveeConfig, Pipeline};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
-    #[error("topic {0} does not exist on the brokers: create it first")]
-    MissingTopic(String),
-    #[error("{0} produced records were not acknowledged; offsets were not stored (they will be replayed)")]
-    Delivery(u64),
-    #[error("cannot serialize an alert: {0}")]
-    Serialize(#[from] serde_json::Error),
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-}
-
-/// Counts failed deliveries; read after each flush.
-#[derive(Debug, Default)]
-struct DeliveryCounter {
-    failed: AtomicU64,
-}
-
-impl ClientContext for DeliveryCounter {}
-
-impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            tracing::error!(error = %e, "delivery failed");
-            self.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Client settings: Levee's defaults first, then `[kafka.properties]`, which win.
-fn client_config(cfg: &LeveeConfig, defaults: &[(&str, &str)]) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.kafka.brokers);
-    for (k, v) in defaults {
-        c.set(*k, *v);
-    }
-    for (k, v) in &cfg.kafka.properties {
-        c.set(k, v);
-    }
-    c
-}
-
-/// Consumer defaults, each measured (docs/benchmarks.md, `kafka_throughput`):
-/// - a 6 s session instead of librdkafka's 45 s: the first assignment came after 23 s with
-///   the default, 3 s with this; a restarted replica gets its partitions back as quickly;
-/// - a 100 ms fetch wait instead of 500 ms: against tansu a partition resumed after a pause
-///   was fetched again only after seconds (the 8-partition catch-up test took minutes);
-/// - no fetch-queue backoff (librdkafka 2.x waits up to 1 s once its local queue is full)
-///   and a deeper queue bounded at 128 MiB: steady state 123k -> 363k-382k events/s.
-const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
-    ("session.timeout.ms", "6000"),
-    ("heartbeat.interval.ms", "1000"),
-    ("fetch.wait.max.ms", "100"),
-    ("fetch.queue.backoff.ms", "0"),
-    ("queued.min.messages", "1000000"),
-    ("queued.max.messages.kbytes", "131072"),
-];
 
 /// Positions partitions where the state ends on every assignment, and tells the loop.
 ///
@@ -95,10 +24,10 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 /// there, or at the beginning when the state has never seen it. The committed group
 /// offset is not used for positioning: it can trail or lead what the state holds.
 #[derive(Debug)]
-struct Positioning {
-    topic: String,
-    offsets: Mutex<Offsets>,
-    changes: Mutex<Vec<(bool, Vec<i32>)>>,
+pub(super) struct Positioning {
+    pub(super) topic: String,
+    pub(super) offsets: Mutex<Offsets>,
+    pub(super) changes: Mutex<Vec<(bool, Vec<i32>)>>,
 }
 
 impl ClientContext for Positioning {
@@ -181,35 +110,35 @@ impl Positioning {
 
 /// What the source knows of its partitions.
 #[derive(Debug, Default)]
-struct Partitions {
-    in_topic: usize,
-    assigned: BTreeSet<i32>,
+pub(super) struct Partitions {
+    pub(super) in_topic: usize,
+    pub(super) assigned: BTreeSet<i32>,
     /// Partitions at their end (EOF) since, cleared by their next record.
-    at_end: BTreeMap<i32, Instant>,
-    idle: BTreeSet<i32>,
-    paused: BTreeSet<i32>,
+    pub(super) at_end: BTreeMap<i32, Instant>,
+    pub(super) idle: BTreeSet<i32>,
+    pub(super) paused: BTreeSet<i32>,
 }
 
 /// The events topic as a [`Source`]: one lane per partition, idleness from partition EOF,
 /// pause/resume against event-time drift, offsets stored after the sink acknowledged.
-struct KafkaSource<'a> {
-    cfg: &'a LeveeConfig,
-    consumer: BaseConsumer<Positioning>,
-    health: &'a Health,
-    shutdown: &'a AtomicBool,
-    snapshot_dir: Option<PathBuf>,
+pub(super) struct KafkaSource<'a> {
+    pub(super) cfg: &'a LeveeConfig,
+    pub(super) consumer: BaseConsumer<Positioning>,
+    pub(super) health: &'a Health,
+    pub(super) shutdown: &'a AtomicBool,
+    pub(super) snapshot_dir: Option<PathBuf>,
     /// Next offset the state has not seen, per partition.
-    next_offsets: Offsets,
+    pub(super) next_offsets: Offsets,
     /// Highest offset fed in the current batch, per partition.
-    batch: BTreeMap<i32, i64>,
-    parts: Partitions,
-    last_snapshot: Instant,
-    last_lag_check: Instant,
-    replays_skipped: u64,
+    pub(super) batch: BTreeMap<i32, i64>,
+    pub(super) parts: Partitions,
+    pub(super) last_snapshot: Instant,
+    pub(super) last_lag_check: Instant,
+    pub(super) replays_skipped: u64,
 }
 
 /// Take the partition changes the last poll's rebalances made.
-fn take_changes(consumer: &BaseConsumer<Positioning>) -> Vec<(bool, Vec<i32>)> {
+pub(super) fn take_changes(consumer: &BaseConsumer<Positioning>) -> Vec<(bool, Vec<i32>)> {
     std::mem::take(
         &mut *consumer
             .context()
@@ -424,150 +353,8 @@ impl Source for KafkaSource<'_> {
     }
 }
 
-/// The alerts and dead-letter topics as a [`Sink`]: idempotent producer, acks=all.
-struct KafkaSink<'a> {
-    cfg: &'a LeveeConfig,
-    producer: BaseProducer<DeliveryCounter>,
-    health: &'a Health,
-}
-
-impl Sink for KafkaSink<'_> {
-    type Error = ServiceError;
-
-    fn send(
-        &mut self,
-        alerts: &mut Vec<Alert>,
-        dead: &mut Vec<DeadLetter>,
-    ) -> Result<(), ServiceError> {
-        produce_batch(self.cfg, &self.producer, alerts, dead)
-    }
-
-    /// Wait for every acknowledgement. `flush` would do, but it waits in 100 ms steps
-    /// (measured: a batch with one alert took 100 ms); polling in 1 ms steps returns
-    /// within a broker round trip.
-    fn flush(&mut self) -> Result<(), ServiceError> {
-        let deadline = Instant::now() + Duration::from_millis(self.cfg.kafka.flush_timeout_ms);
-        while self.producer.in_flight_count() > 0 {
-            if Instant::now() > deadline {
-                return Err(ServiceError::Delivery(
-                    u64::try_from(self.producer.in_flight_count()).unwrap_or(0),
-                ));
-            }
-            self.producer.poll(Duration::from_millis(1));
-        }
-        let failed = self.producer.context().failed.swap(0, Ordering::Relaxed);
-        if failed > 0 {
-            if let Ok(m) = self.health.metrics.lock() {
-                m.error("produce", "delivery_failed", failed);
-            }
-            return Err(ServiceError::Delivery(failed));
-        }
-        Ok(())
-    }
-}
-
-/// Run service mode until `shutdown` is set; returns the final counters.
-pub fn serve(
-    cfg: &LeveeConfig,
-    shutdown: &AtomicBool,
-    health: &Health,
-) -> Result<Counters, ServiceError> {
-    let k = &cfg.kafka;
-    // State: the snapshot if there is one, else empty state and a replay from the beginning.
-    let snapshot_dir = (!k.snapshot_dir.is_empty()).then(|| PathBuf::from(&k.snapshot_dir));
-    let restored = match &snapshot_dir {
-        Some(dir) => snapshot::read(dir, cfg)?,
-        None => None,
-    };
-    let (next_offsets, mut pipeline) = match restored {
-        Some((offsets, pipeline)) => {
-            tracing::info!(offsets = ?offsets, "restored state snapshot");
-            (offsets, pipeline)
-        }
-        None => (BTreeMap::new(), Pipeline::new(cfg)),
-    };
-    let positioning = Positioning {
-        topic: k.events_topic.clone(),
-        offsets: Mutex::new(next_offsets.clone()),
-        changes: Mutex::new(Vec::new()),
-    };
-    let consumer: BaseConsumer<Positioning> = client_config(cfg, CONSUMER_DEFAULTS)
-        .set("group.id", &k.group_id)
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .create_with_context(positioning)?;
-    let producer: BaseProducer<DeliveryCounter> = client_config(cfg, &[])
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create_with_context(DeliveryCounter::default())?;
-    let mut topic_partitions = 0;
-    for topic in [&k.events_topic, &k.alerts_topic, &k.dead_letter_topic] {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        if md
-            .topics()
-            .iter()
-            .all(|t| t.error().is_some() || t.partitions().is_empty())
-        {
-            return Err(ServiceError::MissingTopic(topic.clone()));
-        }
-        if topic == &k.events_topic {
-            topic_partitions = md.topics().iter().map(|t| t.partitions().len()).sum();
-        }
-    }
-    if let Ok(m) = health.metrics.lock() {
-        m.set_partitions(topic_partitions, 0);
-    }
-    consumer.subscribe(&[&k.events_topic])?;
-    tracing::info!(brokers = %k.brokers, topic = %k.events_topic, group = %k.group_id, "service mode started");
-
-    let mut source = KafkaSource {
-        cfg,
-        consumer,
-        health,
-        shutdown,
-        snapshot_dir,
-        next_offsets,
-        batch: BTreeMap::new(),
-        parts: Partitions {
-            in_topic: topic_partitions,
-            ..Partitions::default()
-        },
-        last_snapshot: Instant::now(),
-        last_lag_check: Instant::now(),
-        replays_skipped: 0,
-    };
-    let mut sink = KafkaSink {
-        cfg,
-        producer,
-        health,
-    };
-    let counters = drive(
-        &mut source,
-        &mut sink,
-        &mut pipeline,
-        k.batch_max,
-        shutdown,
-        &mut |p, b| {
-            if let Ok(mut m) = health.metrics.lock() {
-                m.publish_pipeline(p);
-                if let Some(wm) = p.watermark() {
-                    m.set_watermark_lag(now_ms(), wm);
-                }
-                if b.records > 0 {
-                    m.observe_batch(b.elapsed.as_secs_f64());
-                }
-            }
-        },
-    )?;
-    sink.producer
-        .flush(Duration::from_millis(k.shutdown_timeout_ms))?;
-    Ok(counters)
-}
-
 /// Consumer lag per assigned partition: high watermark minus the next offset to read.
-fn report_lag(
+pub(super) fn report_lag(
     consumer: &BaseConsumer<Positioning>,
     topic: &str,
     next: &BTreeMap<i32, i64>,
@@ -584,94 +371,5 @@ fn report_lag(
                 m.set_consumer_lag(p, (high - pos).max(0));
             }
         }
-    }
-}
-
-/// Produce a batch's alerts (key = `alert_id`) and dead letters (original bytes, headers).
-fn produce_batch(
-    cfg: &LeveeConfig,
-    producer: &BaseProducer<DeliveryCounter>,
-    alerts: &mut Vec<Alert>,
-    dead: &mut Vec<DeadLetter>,
-) -> Result<(), ServiceError> {
-    let k = &cfg.kafka;
-    for a in alerts.drain(..) {
-        let payload = serde_json::to_vec(&a)?;
-        send(
-            producer,
-            BaseRecord::to(&k.alerts_topic)
-                .key(&a.alert_id)
-                .payload(&payload),
-        )?;
-    }
-    for d in dead.drain(..) {
-        let (partition, offset) = match d.position {
-            Position::Kafka { partition, offset } => (partition, offset),
-            Position::Line(_) => (-1, -1),
-        };
-        let (p, o) = (partition.to_string(), offset.to_string());
-        let truncated = if d.truncated { "true" } else { "false" };
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "levee.reason",
-                value: Some(d.reason.as_str()),
-            })
-            .insert(Header {
-                key: "levee.detail",
-                value: Some(d.detail),
-            })
-            .insert(Header {
-                key: "levee.topic",
-                value: Some(k.events_topic.as_str()),
-            })
-            .insert(Header {
-                key: "levee.partition",
-                value: Some(p.as_str()),
-            })
-            .insert(Header {
-                key: "levee.offset",
-                value: Some(o.as_str()),
-            })
-            .insert(Header {
-                key: "levee.truncated",
-                value: Some(truncated),
-            });
-        send(
-            producer,
-            BaseRecord::<(), [u8]>::to(&k.dead_letter_topic)
-                .payload(&d.raw[..])
-                .headers(headers),
-        )?;
-    }
-    Ok(())
-}
-
-/// Send one record, waiting for queue space when the producer's buffer is full.
-fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
-    producer: &BaseProducer<DeliveryCounter>,
-    mut record: BaseRecord<'_, K, P>,
-) -> Result<(), ServiceError> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
-}
-
-fn record_error(health: &Health, stage: &'static str, e: &KafkaError) {
-    let code = match e.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown) => {
-            "broker_unreachable"
-        }
-        Some(_) => "kafka_error",
-        None => "client_error",
-    };
-    if let Ok(m) = health.metrics.lock() {
-        m.error(stage, code, 1);
     }
 }
