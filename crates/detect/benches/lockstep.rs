@@ -4,7 +4,7 @@
 //! detector's throughput on pre-decoded engagement events (one core, best of 3), and
 //! MIDAS-R's throughput and what its top-scored accounts would catch.
 
-use levee_detect::{Detector, Lockstep, LockstepConfig};
+use levee_detect::{Detector, DetectorKind, Lockstep, LockstepConfig};
 use levee_model::{AlertKind, Body, Event};
 use levee_sim::{generate, ScenarioConfig};
 use midas_rs::{MidasR, MidasRParams};

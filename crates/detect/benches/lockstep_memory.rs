@@ -4,7 +4,7 @@
 //! growth of resident memory (VmRSS) while the detector holds the state, its entries,
 //! cap hits and throughput. Linux only (reads /proc/self/status).
 
-use levee_detect::{Detector, Lockstep, LockstepConfig};
+use levee_detect::{Detector, DetectorKind, Lockstep, LockstepConfig};
 use levee_model::{Body, EngageAction, Event};
 use std::borrow::Cow;
 use std::time::Instant;
@@ -56,7 +56,7 @@ fn measure(name: &str, events: Vec<Event<'static>>) {
         "{name}: {} events, {:.2} M events/s | state {} entries, +{grown:.0} MiB resident | cap hits {} | alerts {}",
         events.len(),
         events.len() as f64 / secs / 1e6,
-        s.entries,
+        s.entries(),
         s.cap_hits,
         out.len()
     );

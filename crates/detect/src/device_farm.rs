@@ -2,18 +2,14 @@
 //!
 //! The reference detector: per device, the distinct accounts seen within a sliding
 //! event-time window. When they reach `min_accounts` the device becomes a finding;
-//! its alert is re-emitted (revision + 1) on a tick whenever new accounts joined.
+//! accounts seen on it later join the finding, which is re-emitted on material change.
 
-use crate::{Detector, DetectorStats};
-use levee_model::{
-    stable_id, Alert, AlertKind, Event, Severity, Ts, Window, ALERT_CONTRACT_VERSION,
-};
+use crate::detector::MapStats;
+use crate::detector::{table_bytes, Detector, DetectorConfig, DetectorKind, DetectorStats, Every};
+use crate::findings::{Figure, Findings, FindingsConfig};
+use levee_model::{stable_id, Alert, AlertKind, Event, Ts};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use std::collections::BTreeSet;
-
-const NAME: &str = "device_farm/1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -26,8 +22,9 @@ pub struct DeviceFarmConfig {
     pub min_accounts: usize,
     /// Devices tracked at once; new devices are refused (and counted) beyond it.
     pub max_devices: usize,
-    /// Accounts tracked per device (and members per alert); beyond it, counted and ignored.
+    /// Accounts tracked per device within the window; beyond it, counted and ignored.
     pub max_accounts_per_device: usize,
+    pub findings: FindingsConfig,
 }
 
 impl Default for DeviceFarmConfig {
@@ -38,7 +35,30 @@ impl Default for DeviceFarmConfig {
             min_accounts: 8,
             max_devices: 1_000_000,
             max_accounts_per_device: 512,
+            findings: FindingsConfig {
+                close_after_ms: 3_600_000,
+                max_members: 512,
+                ..FindingsConfig::default()
+            },
         }
+    }
+}
+
+impl DetectorConfig for DeviceFarmConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.window_ms <= 0
+            || self.min_accounts < 2
+            || self.max_devices == 0
+            || self.max_accounts_per_device < self.min_accounts
+            || self.findings.max_members < self.min_accounts
+        {
+            return Err("need window_ms > 0, min_accounts >= 2, max_devices > 0, max_accounts_per_device and findings.max_members >= min_accounts".into());
+        }
+        self.findings.validate()
     }
 }
 
@@ -46,20 +66,8 @@ impl Default for DeviceFarmConfig {
 struct DeviceState {
     /// account -> last event time on this device, within the window.
     recent: FxHashMap<Box<str>, Ts>,
-    /// Once a finding: every account it implicates, and its alert identity.
-    finding: Option<Finding>,
-    /// Queued for emission on the next tick.
-    dirty: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Finding {
-    alert_id: String,
-    revision: u32,
-    members: BTreeSet<Box<str>>,
-    emitted_members: usize,
-    start: Ts,
-    end: Ts,
+    /// Once a finding: its key in [`DeviceFarm::findings`].
+    finding: Option<u64>,
 }
 
 /// See the module docs.
@@ -67,79 +75,52 @@ struct Finding {
 pub struct DeviceFarm {
     cfg: DeviceFarmConfig,
     devices: FxHashMap<Box<str>, DeviceState>,
-    dirty: Vec<Box<str>>,
-    last_sweep: Ts,
+    findings: Findings,
+    sweep: Every,
+    /// Account entries across every device's window, and heap bytes of all names.
+    accounts: usize,
+    name_bytes: usize,
     cap_hits: u64,
 }
 
-impl DeviceFarm {
-    pub fn new(cfg: DeviceFarmConfig) -> Self {
+impl DetectorKind for DeviceFarm {
+    const NAME: &'static str = "device_farm";
+    const VERSION: u32 = 1;
+    const ALERT_KIND: AlertKind = AlertKind::DeviceFarm;
+    type Config = DeviceFarmConfig;
+
+    fn new(cfg: DeviceFarmConfig) -> Self {
         DeviceFarm {
+            findings: Findings::new(cfg.findings.clone()),
+            // Sweeping scans every device: every eighth of a window, not every tick.
+            sweep: Every::new((cfg.window_ms / 8).max(1)),
             cfg,
             devices: FxHashMap::default(),
-            dirty: Vec::new(),
-            last_sweep: Ts::MIN,
+            accounts: 0,
+            name_bytes: 0,
             cap_hits: 0,
         }
     }
+}
 
-    fn emit(&mut self, out: &mut Vec<Alert>) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        for device in dirty {
-            let Some(st) = self.devices.get_mut(&device) else {
-                continue;
-            };
-            st.dirty = false;
-            let Some(f) = st.finding.as_mut() else {
-                continue;
-            };
-            if f.members.len() == f.emitted_members {
-                continue;
-            }
-            f.revision += 1;
-            f.emitted_members = f.members.len();
-            out.push(alert(&device, f, self.cfg.min_accounts, self.cfg.window_ms));
-        }
-    }
-
+impl DeviceFarm {
     /// Drop accounts that left the window and devices with nothing left.
     fn sweep(&mut self, watermark: Ts) {
         let horizon = watermark.saturating_sub(self.cfg.window_ms);
-        self.devices.retain(|_, st| {
+        let (mut accounts, mut bytes) = (0, 0);
+        self.devices.retain(|device, st| {
             st.recent.retain(|_, ts| *ts >= horizon);
-            !st.recent.is_empty() || st.dirty
+            accounts += st.recent.len();
+            bytes += st.recent.keys().map(|k| k.len() + 16).sum::<usize>()
+                + table_bytes::<Box<str>, Ts>(st.recent.capacity(), 0) as usize;
+            let keep = !st.recent.is_empty();
+            if keep {
+                bytes += device.len() + 16;
+            }
+            keep
         });
-    }
-}
-
-fn alert(device: &str, f: &Finding, min_accounts: usize, window_ms: i64) -> Alert {
-    let n = f.members.len();
-    let score = n as f64 / (n as f64 + min_accounts as f64 / 2.0);
-    Alert {
-        v: ALERT_CONTRACT_VERSION,
-        alert_id: f.alert_id.clone(),
-        revision: f.revision,
-        kind: AlertKind::DeviceFarm,
-        severity: Severity::from_score(score),
-        score,
-        window: Window {
-            start: f.start,
-            end: f.end,
-        },
-        emitted_at: 0,
-        accounts: f.members.iter().map(|m| m.to_string()).collect(),
-        targets: Vec::new(),
-        topic: None,
-        summary: format!(
-            "{n} accounts were operated from device {device} within {} minutes",
-            window_ms / 60_000
-        ),
-        evidence: json!({"devices": [device], "accounts_on_devices": n, "window_ms": window_ms})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        detector: NAME.to_owned(),
+        self.accounts = accounts;
+        self.name_bytes = bytes;
     }
 }
 
@@ -154,70 +135,89 @@ impl Detector for DeviceFarm {
                 return;
             }
             self.devices.insert(device.into(), DeviceState::default());
+            self.name_bytes += device.len() + 16;
         }
         let Some(st) = self.devices.get_mut(device) else {
             return;
         };
         let full = st.recent.len() >= self.cfg.max_accounts_per_device;
-        match st.recent.get_mut(ev.account.as_ref()) {
+        let account = ev.account.as_ref();
+        match st.recent.get_mut(account) {
             Some(last) => *last = (*last).max(ev.ts),
             None if full => {
                 self.cap_hits += 1;
                 return;
             }
             None => {
-                st.recent.insert(ev.account.as_ref().into(), ev.ts);
+                st.recent.insert(account.into(), ev.ts);
+                self.accounts += 1;
+                self.name_bytes += account.len() + 16 + std::mem::size_of::<(Box<str>, Ts)>();
             }
         }
         if st.recent.len() < self.cfg.min_accounts && st.finding.is_none() {
             return;
         }
-        let f = st.finding.get_or_insert_with(|| {
+        let fresh = st.finding.is_none_or(|k| self.findings.get(k).is_none());
+        if fresh {
             let start = st.recent.values().copied().min().unwrap_or(ev.ts);
-            Finding {
-                alert_id: stable_id(AlertKind::DeviceFarm, &[device, &start.to_string()]),
-                revision: 0,
-                members: BTreeSet::new(),
-                emitted_members: 0,
-                start,
-                end: ev.ts,
+            let id = stable_id(AlertKind::DeviceFarm, &[device, &start.to_string()]);
+            st.finding = Some(self.findings.open(id, start, ev.ts));
+        }
+        let Some(mut f) = st.finding.and_then(|k| self.findings.update(k, ev.ts)) else {
+            return;
+        };
+        if fresh {
+            // A new finding: everyone in the window (in name order). Later, only the newcomer.
+            let mut names: Vec<&str> = st.recent.keys().map(AsRef::as_ref).collect();
+            names.sort_unstable();
+            for n in names {
+                f.add_member(n);
             }
-        });
-        let before = f.members.len();
-        if f.members.is_empty() {
-            // A new finding: everyone in the window. Later, only the newcomer.
-            f.members.extend(st.recent.keys().cloned());
-        } else if f.members.len() < self.cfg.max_accounts_per_device
-            && !f.members.contains(ev.account.as_ref())
-        {
-            f.members.insert(ev.account.as_ref().into());
+        } else {
+            f.add_member(account);
         }
-        f.start = f.start.min(ev.ts);
-        f.end = f.end.max(ev.ts);
-        if f.members.len() != before && !st.dirty {
-            st.dirty = true;
-            self.dirty.push(device.into());
-        }
+        f.span(ev.ts, ev.ts);
+        let n = f.finding().members().len();
+        let window_ms = self.cfg.window_ms;
+        f.score(n as f64 / (n as f64 + self.cfg.min_accounts as f64 / 2.0));
+        f.summary(format!(
+            "{n} accounts were operated from device {device} within {} minutes",
+            window_ms / 60_000
+        ));
+        f.figure("devices", Figure::Names(vec![device.into()]));
+        f.figure("accounts_on_devices", Figure::Int(n as i64));
+        f.figure("window_ms", Figure::Int(window_ms));
     }
 
     fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
-        self.emit(out);
-        // Sweeping scans every device: do it every eighth of a window, not every tick.
-        if watermark.saturating_sub(self.last_sweep) >= self.cfg.window_ms / 8 {
+        self.findings.tick::<Self>(watermark, out);
+        if self.sweep.due(watermark) {
             self.sweep(watermark);
-            self.last_sweep = watermark;
         }
     }
 
     fn on_flush(&mut self, out: &mut Vec<Alert>) {
-        self.emit(out);
+        self.findings.flush::<Self>(out);
     }
 
     fn stats(&self) -> DetectorStats {
-        let accounts: usize = self.devices.values().map(|d| d.recent.len()).sum();
+        let [findings, members] = self.findings.map_stats();
         DetectorStats {
-            entries: (self.devices.len() + accounts) as u64,
-            cap_hits: self.cap_hits,
+            maps: vec![
+                MapStats {
+                    map: "devices",
+                    entries: self.devices.len() as u64,
+                    bytes: table_bytes::<Box<str>, DeviceState>(self.devices.capacity(), 0),
+                },
+                MapStats {
+                    map: "device_accounts",
+                    entries: self.accounts as u64,
+                    bytes: self.name_bytes as u64,
+                },
+                findings,
+                members,
+            ],
+            cap_hits: self.cap_hits + self.findings.cap_hits(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `lockstep` (bot_farm) behaviour on scripted engagement streams, through one `check()` helper.
 
-use levee_detect::{Detector, DetectorStats, Lockstep, LockstepConfig};
+use levee_detect::{Detector, DetectorKind, DetectorStats, Lockstep, LockstepConfig};
 use levee_model::{Alert, Body, EngageAction, Event};
 use std::borrow::Cow;
 
@@ -202,7 +202,7 @@ fn hostile_floods_stay_bounded_and_are_counted() {
     // Pairs are only made while a post has <= max_pairing_degree engagements, each with
     // <= max_recent_per_target partners.
     let max_pairs = 2 * (cfg.max_pairing_degree as u64 + 1) * cfg.max_recent_per_target as u64;
-    assert!(stats.entries <= 400_000 + 2 + max_pairs, "{stats:?}");
+    assert!(stats.entries() <= 400_000 + 2 + max_pairs, "{stats:?}");
     assert!(stats.cap_hits > 0);
 
     let tight = LockstepConfig {
@@ -211,7 +211,7 @@ fn hostile_floods_stay_bounded_and_are_counted() {
         ..cfg
     };
     let (_, stats) = check(tight, e);
-    assert!(stats.entries <= 1_000 + 2 + 100, "caps hold: {stats:?}");
+    assert!(stats.entries() <= 1_000 + 2 + 100, "caps hold: {stats:?}");
     assert!(
         stats.cap_hits > 399_000,
         "refused accounts are counted: {stats:?}"

@@ -207,24 +207,7 @@ impl LeveeConfig {
         if r.reorder_max_bytes < r.max_record_bytes {
             return bad("runtime.reorder_max_bytes must be >= runtime.max_record_bytes");
         }
-        let l = &self.detectors.lockstep;
-        if l.sync_window_ms <= 0
-            || l.max_recent_per_target < 2
-            || l.popular_degree <= 0.0
-            || l.min_shared_targets < 1
-            || l.core_k < 1
-            || l.min_group_size < 2
-            || !(0.0..=1.0).contains(&l.min_density)
-            || !(0.0..=1.0).contains(&l.min_overlap)
-            || l.detect_interval_ms <= 0
-            || l.single_pair_ttl_ms <= 0
-            || l.pair_horizon_ms < l.single_pair_ttl_ms
-            || l.max_accounts == 0
-            || l.max_targets == 0
-            || l.max_pairs == 0
-        {
-            return bad("detectors.lockstep: need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, pair_horizon_ms >= single_pair_ttl_ms");
-        }
+        self.detectors.validate().map_err(ConfigError::Invalid)?;
         let k = &self.kafka;
         if k.max_partition_drift_ms < 0 {
             return bad("kafka.max_partition_drift_ms must be >= 0");
@@ -239,14 +222,6 @@ impl LeveeConfig {
             || k.dead_letter_topic.is_empty()
         {
             return bad("kafka: need brokers, the three topics and batch_max > 0");
-        }
-        let d = &self.detectors.device_farm;
-        if d.window_ms <= 0
-            || d.min_accounts < 2
-            || d.max_devices == 0
-            || d.max_accounts_per_device < d.min_accounts
-        {
-            return bad("detectors.device_farm: need window_ms > 0, min_accounts >= 2, max_devices > 0, max_accounts_per_device >= min_accounts");
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub struct Metrics {
     late: IntCounterVec,
     alerts: IntCounterVec,
     state_entries: IntGaugeVec,
+    state_bytes: IntGaugeVec,
     cap_hits: IntCounterVec,
     watermark: IntGauge,
     errors: IntCounterVec,
@@ -79,11 +80,19 @@ impl Metrics {
         let state_entries = IntGaugeVec::new(
             Opts::new(
                 "levee_detector_state_entries",
-                "Entries held in a detector's state.",
+                "Entries held in one of a detector's maps.",
             ),
-            &["detector"],
+            &["detector", "map"],
         )?;
         registry.register(Box::new(state_entries.clone()))?;
+        let state_bytes = IntGaugeVec::new(
+            Opts::new(
+                "levee_detector_state_bytes",
+                "Approximate heap bytes of one of a detector's maps.",
+            ),
+            &["detector", "map"],
+        )?;
+        registry.register(Box::new(state_bytes.clone()))?;
         let watermark = IntGauge::new(
             "levee_watermark_milliseconds",
             "Current event-time watermark (ms since the epoch).",
@@ -179,6 +188,7 @@ impl Metrics {
             late,
             alerts,
             state_entries,
+            state_bytes,
             cap_hits,
             watermark,
             errors,
@@ -252,9 +262,15 @@ impl Metrics {
                 .inc_by(c.alerts[i] - p.alerts[i]);
         }
         for (name, s) in detectors {
-            self.state_entries
-                .with_label_values(&[name])
-                .set(i64::try_from(s.entries).unwrap_or(i64::MAX));
+            for m in &s.maps {
+                let labels = [*name, m.map];
+                self.state_entries
+                    .with_label_values(&labels)
+                    .set(i64::try_from(m.entries).unwrap_or(i64::MAX));
+                self.state_bytes
+                    .with_label_values(&labels)
+                    .set(i64::try_from(m.bytes).unwrap_or(i64::MAX));
+            }
             let before = self
                 .published_caps
                 .iter()

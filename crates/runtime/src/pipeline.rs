@@ -19,9 +19,9 @@ pub struct Counters {
     /// Records offered to the pipeline (events + dead letters).
     pub records: u64,
     /// Accepted events, by [`EventType::index`] (held for release or handed over).
-    pub events: [u64; 6],
+    pub events: [u64; EventType::ALL.len()],
     /// Dead letters, by [`Reason::index`].
-    pub dead_letters: [u64; 11],
+    pub dead_letters: [u64; Reason::ALL.len()],
     /// Events behind their lane's lateness bound but within grace (processed, in order).
     pub late_processed: u64,
     /// Events that arrived behind the release watermark (from a lane that was idle, new or
@@ -30,7 +30,7 @@ pub struct Counters {
     /// Records released early because the reorder buffer reached its byte bound.
     pub reorder_overflow: u64,
     /// Alerts emitted, by [`AlertKind::index`].
-    pub alerts: [u64; 6],
+    pub alerts: [u64; AlertKind::ALL.len()],
 }
 
 impl Counters {
@@ -299,12 +299,12 @@ impl Pipeline {
 }
 
 /// Labels in counter order, for summaries and metrics.
-pub fn event_labels() -> [&'static str; 6] {
+pub fn event_labels() -> [&'static str; EventType::ALL.len()] {
     EventType::ALL.map(EventType::as_str)
 }
-pub fn reason_labels() -> [&'static str; 11] {
+pub fn reason_labels() -> [&'static str; Reason::ALL.len()] {
     Reason::ALL.map(Reason::as_str)
 }
-pub fn kind_labels() -> [&'static str; 6] {
+pub fn kind_labels() -> [&'static str; AlertKind::ALL.len()] {
     AlertKind::ALL.map(AlertKind::as_str)
 }

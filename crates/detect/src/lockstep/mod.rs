@@ -11,20 +11,17 @@ mod graph;
 
 pub use graph::{dense_groups, DenseGroup};
 
-use crate::{Detector, DetectorStats};
-use levee_model::{
-    stable_id, Alert, AlertKind, Body, Event, Severity, Ts, Window, ALERT_CONTRACT_VERSION,
+use crate::detector::{
+    table_bytes, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
 };
+use crate::findings::{Figure, Findings, FindingsConfig};
+use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::{BTreeSet, VecDeque};
 
-const NAME: &str = "lockstep/1";
 /// Distinct targets remembered per pair (for de-duplication and evidence).
 const PAIR_TARGETS: usize = 4;
-/// Targets listed per alert.
-const MAX_ALERT_TARGETS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,8 +57,8 @@ pub struct LockstepConfig {
     pub max_accounts: usize,
     pub max_targets: usize,
     pub max_pairs: usize,
-    /// Members listed per alert.
-    pub max_members: usize,
+    /// Revisions, members per alert and the bound on findings.
+    pub findings: FindingsConfig,
 }
 
 impl Default for LockstepConfig {
@@ -84,8 +81,38 @@ impl Default for LockstepConfig {
             max_accounts: 4_000_000,
             max_targets: 2_000_000,
             max_pairs: 8_000_000,
-            max_members: 2_000,
+            findings: FindingsConfig {
+                close_after_ms: 6 * 3_600_000,
+                ..FindingsConfig::default()
+            },
         }
+    }
+}
+
+impl DetectorConfig for LockstepConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.sync_window_ms <= 0
+            || self.max_recent_per_target < 2
+            || !(self.popular_degree > 0.0)
+            || self.min_shared_targets < 1
+            || self.core_k < 1
+            || self.min_group_size < 2
+            || !(0.0..=1.0).contains(&self.min_density)
+            || !(0.0..=1.0).contains(&self.min_overlap)
+            || self.detect_interval_ms <= 0
+            || self.single_pair_ttl_ms <= 0
+            || self.pair_horizon_ms < self.single_pair_ttl_ms
+            || self.max_accounts == 0
+            || self.max_targets == 0
+            || self.max_pairs == 0
+        {
+            return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap <= 1, pair_horizon_ms >= single_pair_ttl_ms".into());
+        }
+        self.findings.validate()
     }
 }
 
@@ -97,6 +124,8 @@ struct Interner<V> {
     ids: FxHashMap<Box<str>, (u32, Ts, V)>,
     names: FxHashMap<u32, Box<str>>,
     next: u32,
+    /// Heap bytes of the names (held twice) and the values' own heap, kept as they change.
+    heap: usize,
 }
 
 impl<V: Default> Default for Interner<V> {
@@ -105,6 +134,7 @@ impl<V: Default> Default for Interner<V> {
             ids: FxHashMap::default(),
             names: FxHashMap::default(),
             next: 0,
+            heap: 0,
         }
     }
 }
@@ -120,6 +150,7 @@ impl<V: Default> Interner<V> {
             self.next = self.next.wrapping_add(1);
             self.ids.insert(s.into(), (id, ts, V::default()));
             self.names.insert(id, s.into());
+            self.heap += 2 * (s.len() + 16);
         }
         let (id, seen, v) = self.ids.get_mut(s)?;
         *seen = (*seen).max(ts);
@@ -134,23 +165,35 @@ impl<V: Default> Interner<V> {
         self.ids.get(self.names.get(&id)?).map(|(_, _, v)| v)
     }
 
-    /// Forget entries last seen before `cutoff`.
-    fn evict(&mut self, cutoff: Ts) {
+    /// Forget entries last seen before `cutoff`, showing each forgotten value to `dropped`.
+    fn evict(&mut self, cutoff: Ts, mut dropped: impl FnMut(&V)) {
         let mut gone = Vec::new();
-        self.ids.retain(|_, (id, seen, _)| {
+        let mut heap = 0;
+        self.ids.retain(|s, (id, seen, v)| {
             let keep = *seen >= cutoff;
-            if !keep {
+            if keep {
+                heap += 2 * (s.len() + 16);
+            } else {
                 gone.push(*id);
+                dropped(v);
             }
             keep
         });
+        self.heap = heap;
         for id in &gone {
             self.names.remove(id);
         }
     }
 
-    fn len(&self) -> usize {
-        self.ids.len()
+    fn map_stats(&self, map: &'static str, value_heap: usize) -> MapStats {
+        MapStats {
+            map,
+            entries: self.ids.len() as u64,
+            bytes: table_bytes::<Box<str>, (u32, Ts, V)>(
+                self.ids.capacity(),
+                self.heap + value_heap,
+            ) + table_bytes::<u32, Box<str>>(self.names.capacity(), 0),
+        }
     }
 }
 
@@ -175,17 +218,6 @@ struct Pair {
     is_edge: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Finding {
-    alert_id: String,
-    revision: u32,
-    members: BTreeSet<Box<str>>,
-    targets: BTreeSet<Box<str>>,
-    emitted_members: usize,
-    start: Ts,
-    end: Ts,
-}
-
 fn pair_key(a: u32, b: u32) -> u64 {
     (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
 }
@@ -208,18 +240,28 @@ pub struct Lockstep {
     edge_count: usize,
     /// Accounts whose edges changed since the last extraction.
     touched: FxHashSet<u32>,
-    findings: Vec<Finding>,
+    findings: Findings,
     /// Scratch: partners of the current engagement (reused, no allocation per event).
     #[serde(skip)]
     partners: Vec<(u32, Ts)>,
-    last_detect: Ts,
-    last_sweep: Ts,
+    detect_every: Every,
+    sweep_every: Every,
+    /// Engagers held in posts' recent lists (for stats).
+    recent_entries: usize,
     cap_hits: u64,
 }
 
-impl Lockstep {
-    pub fn new(cfg: LockstepConfig) -> Self {
+impl DetectorKind for Lockstep {
+    const NAME: &'static str = "lockstep";
+    const VERSION: u32 = 1;
+    const ALERT_KIND: AlertKind = AlertKind::BotFarm;
+    type Config = LockstepConfig;
+
+    fn new(cfg: LockstepConfig) -> Self {
         Lockstep {
+            findings: Findings::new(cfg.findings.clone()),
+            detect_every: Every::new(cfg.detect_interval_ms),
+            sweep_every: Every::new((cfg.single_pair_ttl_ms / 4).max(1)),
             cfg,
             accounts: Interner::default(),
             posts: Interner::default(),
@@ -227,14 +269,14 @@ impl Lockstep {
             adj: FxHashMap::default(),
             edge_count: 0,
             touched: FxHashSet::default(),
-            findings: Vec::new(),
             partners: Vec::new(),
-            last_detect: Ts::MIN,
-            last_sweep: Ts::MIN,
+            recent_entries: 0,
             cap_hits: 0,
         }
     }
+}
 
+impl Lockstep {
     fn engage(&mut self, account: &str, post: &str, ts: Ts) {
         let cfg = &self.cfg;
         let Some((a, engagements)) = self.accounts.get_or_insert(account, ts, cfg.max_accounts)
@@ -255,6 +297,7 @@ impl Lockstep {
             .is_some_and(|(_, at)| *at < t.newest - cfg.sync_window_ms)
         {
             t.recent.pop_front();
+            self.recent_entries -= 1;
         }
         let weight = 1.0 / (1.0 + (1.0 + f64::from(t.degree) / cfg.popular_degree).ln());
         let mut partners = std::mem::take(&mut self.partners);
@@ -266,9 +309,11 @@ impl Lockstep {
         );
         if t.recent.len() >= cfg.max_recent_per_target {
             t.recent.pop_front();
+            self.recent_entries -= 1;
             self.cap_hits += 1;
         }
         t.recent.push_back((a, ts));
+        self.recent_entries += 1;
         let may_create = t.degree <= cfg.max_pairing_degree;
         for &(b, at) in &partners {
             self.co_engaged(a, b, p, ts, (ts - at).abs(), weight, may_create);
@@ -347,8 +392,11 @@ impl Lockstep {
             let (a, b) = unpack(k);
             self.remove_edge(a, b);
         }
-        self.posts.evict(horizon);
-        self.accounts.evict(horizon);
+        let mut recent_dropped = 0;
+        self.posts
+            .evict(horizon, |t| recent_dropped += t.recent.len());
+        self.recent_entries -= recent_dropped;
+        self.accounts.evict(horizon, |_| ());
     }
 
     fn add_edge(&mut self, a: u32, b: u32) {
@@ -373,7 +421,7 @@ impl Lockstep {
 
     /// Extract dense groups from the components whose edges changed. A k-core lies
     /// within one component, so untouched components cannot have changed groups.
-    fn detect(&mut self, out: &mut Vec<Alert>) {
+    fn detect(&mut self) {
         let mut seeds: Vec<u32> = self.touched.drain().collect();
         seeds.sort_unstable();
         let mut visited: FxHashSet<u32> = FxHashSet::default();
@@ -413,13 +461,13 @@ impl Lockstep {
                 self.cfg.min_group_size,
                 self.cfg.min_density,
             ) {
-                self.report(&g, out);
+                self.report(&g);
             }
         }
     }
 
-    /// Fold a dense group into its finding (new or existing) and emit if it grew.
-    fn report(&mut self, g: &DenseGroup, out: &mut Vec<Alert>) {
+    /// Fold a dense group into its finding (new or existing); the findings decide when to emit.
+    fn report(&mut self, g: &DenseGroup) {
         let names: Vec<Box<str>> = g
             .members
             .iter()
@@ -444,16 +492,8 @@ impl Lockstep {
             return;
         }
         // The finding that shares most members, else a new one (first-evidence id).
-        let best = self
-            .findings
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (names.iter().filter(|n| f.members.contains(*n)).count(), i))
-            .filter(|(overlap, _)| *overlap > 0)
-            .max_by_key(|(overlap, i)| (*overlap, std::cmp::Reverse(*i)))
-            .map(|(_, i)| i);
-        let i = match best {
-            Some(i) => i,
+        let key = match self.findings.best_overlap(names.iter().map(AsRef::as_ref)) {
+            Some(k) => k,
             None => {
                 // From names and times only: interned numbers depend on who came first.
                 let first_target = targets.iter().next().map_or("", |t| t.as_ref());
@@ -462,80 +502,36 @@ impl Lockstep {
                     AlertKind::BotFarm,
                     &[first_member, first_target, &start.to_string()],
                 );
-                self.findings.push(Finding {
-                    alert_id,
-                    revision: 0,
-                    members: BTreeSet::new(),
-                    targets: BTreeSet::new(),
-                    emitted_members: 0,
-                    start,
-                    end,
-                });
-                self.findings.len() - 1
+                self.findings.open(alert_id, start, end)
             }
         };
-        let max_members = self.cfg.max_members;
-        let f = &mut self.findings[i];
-        for n in names {
-            if f.members.len() >= max_members {
-                self.cap_hits += 1;
-                break;
-            }
-            f.members.insert(n);
-        }
-        for t in targets {
-            if f.targets.len() >= MAX_ALERT_TARGETS {
-                break;
-            }
-            f.targets.insert(t);
-        }
-        f.start = f.start.min(start);
-        f.end = f.end.max(end);
-        if f.members.len() == f.emitted_members {
+        let sync_ms = self.cfg.sync_window_ms;
+        let Some(mut f) = self.findings.update(key, end) else {
             return;
+        };
+        for n in &names {
+            f.add_member(n);
         }
-        f.revision += 1;
-        f.emitted_members = f.members.len();
+        for t in &targets {
+            f.add_target(t);
+        }
+        f.span(start, end);
         gaps.sort_by(f64::total_cmp);
-        let median_gap = gaps.get(gaps.len() / 2).copied().unwrap_or(0.0);
-        out.push(alert(f, g, median_gap, self.cfg.sync_window_ms));
-    }
-}
-
-fn alert(f: &Finding, g: &DenseGroup, median_gap_ms: f64, sync_ms: i64) -> Alert {
-    let density = g.density();
-    let tightness = (1.0 - median_gap_ms / sync_ms as f64).clamp(0.0, 1.0);
-    let score = (0.5 * density + 0.5 * tightness).clamp(0.0, 1.0);
-    let n = f.members.len();
-    Alert {
-        v: ALERT_CONTRACT_VERSION,
-        alert_id: f.alert_id.clone(),
-        revision: f.revision,
-        kind: AlertKind::BotFarm,
-        severity: Severity::from_score(score),
-        score,
-        window: Window { start: f.start, end: f.end },
-        emitted_at: 0,
-        accounts: f.members.iter().map(|m| m.to_string()).collect(),
-        targets: f.targets.iter().map(|t| t.to_string()).collect(),
-        topic: None,
-        summary: format!(
-            "{n} accounts repeatedly engaged the same posts ({} seen), typically within {:.0} s of one another",
-            f.targets.len(),
+        let median_gap_ms = gaps.get(gaps.len() / 2).copied().unwrap_or(0.0);
+        let density = g.density();
+        let tightness = (1.0 - median_gap_ms / sync_ms as f64).clamp(0.0, 1.0);
+        f.score((0.5 * density + 0.5 * tightness).clamp(0.0, 1.0));
+        let (n, shared) = (f.finding().members().len(), f.finding().targets().len());
+        f.summary(format!(
+            "{n} accounts repeatedly engaged the same posts ({shared} seen), typically within {:.0} s of one another",
             median_gap_ms / 1000.0
-        ),
-        evidence: json!({
-            "shared_targets": f.targets.len(),
-            "median_gap_ms": median_gap_ms.round() as i64,
-            "density": (density * 1000.0).round() / 1000.0,
-            "core_members": g.members.len(),
-            "edges": g.edges.len(),
-            "sync_window_ms": sync_ms,
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default(),
-        detector: NAME.to_owned(),
+        ));
+        f.figure("shared_targets", Figure::Int(shared as i64));
+        f.figure("median_gap_ms", Figure::Int(median_gap_ms.round() as i64));
+        f.figure("density", Figure::Real((density * 1000.0).round() / 1000.0));
+        f.figure("core_members", Figure::Int(g.members.len() as i64));
+        f.figure("edges", Figure::Int(g.edges.len() as i64));
+        f.figure("sync_window_ms", Figure::Int(sync_ms));
     }
 }
 
@@ -547,29 +543,49 @@ impl Detector for Lockstep {
     }
 
     fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
-        if !self.touched.is_empty()
-            && watermark.saturating_sub(self.last_detect) >= self.cfg.detect_interval_ms
-        {
-            self.last_detect = watermark;
-            self.detect(out);
+        if !self.touched.is_empty() && self.detect_every.due(watermark) {
+            self.detect();
         }
-        if watermark.saturating_sub(self.last_sweep) >= self.cfg.single_pair_ttl_ms / 4 {
-            self.last_sweep = watermark;
+        self.findings.tick::<Self>(watermark, out);
+        if self.sweep_every.due(watermark) {
             self.sweep(watermark);
         }
     }
 
     fn on_flush(&mut self, out: &mut Vec<Alert>) {
         if !self.touched.is_empty() {
-            self.detect(out);
+            self.detect();
         }
+        self.findings.flush::<Self>(out);
     }
 
     fn stats(&self) -> DetectorStats {
-        let entries = self.accounts.len() + self.posts.len() + self.pairs.len() + self.edge_count;
+        let recent_heap = self.recent_entries * std::mem::size_of::<(u32, Ts)>();
+        let adj_heap = 2 * self.edge_count * std::mem::size_of::<u32>();
+        let [findings, members] = self.findings.map_stats();
         DetectorStats {
-            entries: entries as u64,
-            cap_hits: self.cap_hits,
+            maps: vec![
+                self.accounts.map_stats("accounts", 0),
+                self.posts.map_stats("posts", recent_heap),
+                MapStats {
+                    map: "pairs",
+                    entries: self.pairs.len() as u64,
+                    bytes: table_bytes::<u64, Pair>(self.pairs.capacity(), 0),
+                },
+                MapStats {
+                    map: "edges",
+                    entries: self.edge_count as u64,
+                    bytes: table_bytes::<u32, Vec<u32>>(self.adj.capacity(), adj_heap),
+                },
+                MapStats {
+                    map: "touched",
+                    entries: self.touched.len() as u64,
+                    bytes: table_bytes::<u32, ()>(self.touched.capacity(), 0),
+                },
+                findings,
+                members,
+            ],
+            cap_hits: self.cap_hits + self.findings.cap_hits(),
         }
     }
 }

@@ -1,0 +1,125 @@
+//! The detector seam: the [`Detector`] trait every detector implements, the [`DetectorKind`]
+//! constants that name it, its config contract, its state report and its schedules.
+//!
+//! Nothing here knows the set of detectors; that list lives in `registry`.
+
+use levee_model::{Alert, AlertKind, Event, Ts};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+
+/// The detector shape: one required method, optional hooks with no-op defaults.
+pub trait Detector {
+    /// Observe one event. Events come in `(ts, record)` order; rarely one comes
+    /// behind the last tick (a partition that was idle, or a buffer overflow:
+    /// the runtime counts those), and the detector must accept that.
+    fn on_event(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>);
+
+    /// The watermark advanced to `watermark`: no event older than it will be
+    /// seen again (bar late ones within grace). Evict windows, emit findings.
+    fn on_tick(&mut self, _watermark: Ts, _out: &mut Vec<Alert>) {}
+
+    /// End of input (file mode, shutdown): emit whatever is pending.
+    fn on_flush(&mut self, _out: &mut Vec<Alert>) {}
+
+    /// Every map the detector keeps, and its cap hits. Read by the runtime once per
+    /// batch, so it must not walk the maps: sizes are kept as the maps change.
+    fn stats(&self) -> DetectorStats {
+        DetectorStats::default()
+    }
+}
+
+/// What names a detector and builds it from its config section.
+pub trait DetectorKind: Detector + Sized {
+    /// The one name: module, config section `[detectors.<NAME>]`, metric label
+    /// `detector="<NAME>"`, and the alert's `detector` field `"<NAME>/<VERSION>"`.
+    const NAME: &'static str;
+    /// Bumped when the same input would give materially different alerts.
+    const VERSION: u32;
+    /// The contract's alert kind this detector emits.
+    const ALERT_KIND: AlertKind;
+    type Config: DetectorConfig;
+
+    fn new(cfg: Self::Config) -> Self;
+
+    /// The alert's `detector` field.
+    fn label() -> String {
+        format!("{}/{}", Self::NAME, Self::VERSION)
+    }
+}
+
+/// A detector's config section: typed, defaulted, `deny_unknown_fields`, self-validating.
+pub trait DetectorConfig:
+    Debug + Clone + Default + PartialEq + Serialize + DeserializeOwned
+{
+    fn enabled(&self) -> bool;
+
+    /// Check the values together; the message names the offending keys.
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// The size of one map a detector keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapStats {
+    /// A fixed name (a metric label): `"pairs"`, `"findings"`, ...
+    pub map: &'static str,
+    pub entries: u64,
+    /// Approximate heap bytes: table slots plus owned strings.
+    pub bytes: u64,
+}
+
+/// What a detector reports about its memory, for metrics and bound tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectorStats {
+    /// Every map the detector keeps, findings included.
+    pub maps: Vec<MapStats>,
+    /// Times (cumulative) an insert was refused or an entry evicted because a cap was reached.
+    pub cap_hits: u64,
+}
+
+impl DetectorStats {
+    pub fn entries(&self) -> u64 {
+        self.maps.iter().map(|m| m.entries).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.maps.iter().map(|m| m.bytes).sum()
+    }
+
+    /// The entry of `map`, if reported.
+    pub fn map(&self, map: &str) -> Option<MapStats> {
+        self.maps.iter().copied().find(|m| m.map == map)
+    }
+}
+
+/// Approximate bytes of a hash table with `capacity` slots of `(K, V)` (hashbrown: one
+/// control byte per slot), plus `heap` bytes the entries own.
+pub fn table_bytes<K, V>(capacity: usize, heap: usize) -> u64 {
+    (capacity * (std::mem::size_of::<(K, V)>() + 1) + heap) as u64
+}
+
+/// An event-time schedule: "every `interval` of watermark".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Every {
+    interval: i64,
+    last: Ts,
+}
+
+impl Every {
+    pub fn new(interval: i64) -> Self {
+        debug_assert!(interval > 0, "a schedule needs a positive interval");
+        Every {
+            interval,
+            last: Ts::MIN,
+        }
+    }
+
+    /// True (and restarts the period) when `watermark` is at least one interval past the last run.
+    pub fn due(&mut self, watermark: Ts) -> bool {
+        let due = watermark.saturating_sub(self.last) >= self.interval;
+        if due {
+            self.last = watermark;
+        }
+        due
+    }
+}

@@ -1,0 +1,184 @@
+//! The registry: the fixed set of detectors, their config sections and the enum that drives them.
+//!
+//! Registering a detector is one line in [`DetectorsConfig::each`], plus its variant
+//! in [`AnyDetector`] and its field in [`DetectorsConfig`]; the compiler asks for the
+//! two dispatch arms. Everything else (construction, validation, names, metrics,
+//! snapshots) follows from that list.
+
+use crate::detector::{Detector, DetectorConfig, DetectorKind, DetectorStats};
+use crate::{DeviceFarm, Lockstep};
+use levee_model::{Alert, Event, Ts};
+use serde::{Deserialize, Serialize};
+
+/// `[detectors.<name>]` of `levee.toml`: one typed section per detector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorsConfig {
+    pub lockstep: <Lockstep as DetectorKind>::Config,
+    pub device_farm: <DeviceFarm as DetectorKind>::Config,
+}
+
+/// The fixed set of detectors. An enum, not a plugin registry: adding one is a code change.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AnyDetector {
+    Lockstep(Box<Lockstep>),
+    DeviceFarm(Box<DeviceFarm>),
+}
+
+impl AnyDetector {
+    fn get(&self) -> &dyn Named {
+        match self {
+            AnyDetector::Lockstep(d) => d.as_ref(),
+            AnyDetector::DeviceFarm(d) => d.as_ref(),
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn Named {
+        match self {
+            AnyDetector::Lockstep(d) => d.as_mut(),
+            AnyDetector::DeviceFarm(d) => d.as_mut(),
+        }
+    }
+
+    /// The detector's [`DetectorKind::NAME`].
+    pub fn name(&self) -> &'static str {
+        self.get().name()
+    }
+}
+
+/// Called once per registered detector, in output order.
+trait Visit {
+    fn visit<D: DetectorKind>(&mut self, cfg: &D::Config, wrap: fn(D) -> AnyDetector);
+}
+
+impl DetectorsConfig {
+    /// The list: every detector, in output order.
+    fn each(&self, v: &mut impl Visit) {
+        v.visit::<Lockstep>(&self.lockstep, |d| AnyDetector::Lockstep(Box::new(d)));
+        v.visit::<DeviceFarm>(&self.device_farm, |d| AnyDetector::DeviceFarm(Box::new(d)));
+    }
+
+    /// Validate every section; the message names the section (`detectors.lockstep: ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        struct Check(Result<(), String>);
+        impl Visit for Check {
+            fn visit<D: DetectorKind>(&mut self, cfg: &D::Config, _: fn(D) -> AnyDetector) {
+                if self.0.is_ok() {
+                    self.0 = cfg
+                        .validate()
+                        .map_err(|e| format!("detectors.{}: {e}", D::NAME));
+                }
+            }
+        }
+        let mut c = Check(Ok(()));
+        self.each(&mut c);
+        c.0
+    }
+
+    /// Every registered detector's name, enabled or not.
+    pub fn names(&self) -> Vec<&'static str> {
+        struct Names(Vec<&'static str>);
+        impl Visit for Names {
+            fn visit<D: DetectorKind>(&mut self, _: &D::Config, _: fn(D) -> AnyDetector) {
+                self.0.push(D::NAME);
+            }
+        }
+        let mut n = Names(Vec::new());
+        self.each(&mut n);
+        n.0
+    }
+}
+
+/// A detector with its name, as the registry drives it.
+trait Named: Detector {
+    fn name(&self) -> &'static str;
+}
+
+impl<D: DetectorKind> Named for D {
+    fn name(&self) -> &'static str {
+        D::NAME
+    }
+}
+
+/// All enabled detectors, driven together. Output order is deterministic:
+/// detectors in registry order, each in its own deterministic order.
+/// Serializable: service mode snapshots it to survive restarts.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Detectors {
+    all: Vec<AnyDetector>,
+}
+
+impl Detectors {
+    pub fn new(cfg: &DetectorsConfig) -> Self {
+        struct Build(Vec<AnyDetector>);
+        impl Visit for Build {
+            fn visit<D: DetectorKind>(&mut self, cfg: &D::Config, wrap: fn(D) -> AnyDetector) {
+                if cfg.enabled() {
+                    self.0.push(wrap(D::new(cfg.clone())));
+                }
+            }
+        }
+        let mut b = Build(Vec::new());
+        cfg.each(&mut b);
+        Detectors { all: b.0 }
+    }
+
+    /// No detector at all (for measuring the runtime alone).
+    pub fn none() -> Self {
+        Detectors { all: Vec::new() }
+    }
+
+    /// The enabled detectors' names, in output order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.all.iter().map(AnyDetector::name).collect()
+    }
+
+    pub fn on_event(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>) {
+        for d in &mut self.all {
+            d.get_mut().on_event(ev, out);
+        }
+    }
+
+    pub fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
+        for d in &mut self.all {
+            d.get_mut().on_tick(watermark, out);
+        }
+    }
+
+    pub fn on_flush(&mut self, out: &mut Vec<Alert>) {
+        for d in &mut self.all {
+            d.get_mut().on_flush(out);
+        }
+    }
+
+    /// `(name, stats)` per enabled detector.
+    pub fn stats(&self) -> Vec<(&'static str, DetectorStats)> {
+        self.all
+            .iter()
+            .map(|d| (d.name(), d.get().stats()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_detector_is_built_validated_and_configured() {
+        let cfg = DetectorsConfig::default();
+        let built = Detectors::new(&cfg).names();
+        assert_eq!(built, cfg.names(), "every detector is enabled by default");
+        let sections: Vec<String> = match serde_json::to_value(&cfg) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("config is a table: {other:?}"),
+        };
+        let mut names: Vec<String> = cfg.names().iter().map(|n| n.to_string()).collect();
+        names.sort();
+        assert_eq!(
+            sections, names,
+            "one config section per detector, named by NAME"
+        );
+        assert_eq!(cfg.validate(), Ok(()));
+    }
+}
