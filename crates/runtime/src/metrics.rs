@@ -20,6 +20,7 @@ pub struct Metrics {
     alerts: IntCounterVec,
     state_entries: IntGaugeVec,
     state_bytes: IntGaugeVec,
+    snapshot_restores: IntCounterVec,
     cap_hits: IntCounterVec,
     watermark: IntGauge,
     errors: IntCounterVec,
@@ -93,6 +94,11 @@ impl Metrics {
             &["detector", "map"],
         )?;
         registry.register(Box::new(state_bytes.clone()))?;
+        let snapshot_restores = counter_vec(
+            "levee_snapshot_restores_total",
+            "State snapshots read at start, by outcome (restored, absent, or ignored: schema, topic, config, undecodable).",
+            "outcome",
+        )?;
         let watermark = IntGauge::new(
             "levee_watermark_milliseconds",
             "Current event-time watermark (ms since the epoch).",
@@ -189,6 +195,7 @@ impl Metrics {
             alerts,
             state_entries,
             state_bytes,
+            snapshot_restores,
             cap_hits,
             watermark,
             errors,
@@ -314,6 +321,11 @@ impl Metrics {
         self.partitions
             .with_label_values(&["assigned"])
             .set(assigned as i64);
+    }
+
+    /// Count the outcome of reading the state snapshot at start (see [`crate::snapshot::Restore::outcome`]).
+    pub fn snapshot_restore(&self, outcome: &'static str) {
+        self.snapshot_restores.with_label_values(&[outcome]).inc();
     }
 
     /// Count `n` partitions newly paused.

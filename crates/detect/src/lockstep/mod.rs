@@ -118,7 +118,11 @@ impl DetectorConfig for LockstepConfig {
 
 /// Strings to monotonic ids, each with a value `V`. Ids are never reused, so a
 /// stale id can only miss.
-#[derive(Debug, Serialize, Deserialize)]
+///
+/// Serialized as an anonymous `(next, ids)` tuple, the rest rebuilt on load: a generic
+/// struct would carry one name for every `V`, and the snapshot schema (traced by
+/// name) would see only the first.
+#[derive(Debug)]
 struct Interner<V> {
     /// name -> (id, last seen, value)
     ids: FxHashMap<Box<str>, (u32, Ts, V)>,
@@ -126,6 +130,26 @@ struct Interner<V> {
     next: u32,
     /// Heap bytes of the names (held twice) and the values' own heap, kept as they change.
     heap: usize,
+}
+
+impl<V: Serialize> Serialize for Interner<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.next, &self.ids).serialize(s)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (next, ids) = <(u32, FxHashMap<Box<str>, (u32, Ts, V)>)>::deserialize(d)?;
+        let names = ids.iter().map(|(s, (id, _, _))| (*id, s.clone())).collect();
+        let heap = ids.keys().map(|s| 2 * (s.len() + 16)).sum();
+        Ok(Interner {
+            ids,
+            names,
+            next,
+            heap,
+        })
+    }
 }
 
 impl<V: Default> Default for Interner<V> {

@@ -16,7 +16,7 @@ use source::{KafkaSource, Partitions, Positioning};
 
 use crate::drive::{drive, now_ms};
 use crate::http::Health;
-use crate::snapshot::{self, SnapshotError};
+use crate::snapshot::{self, Restore, SnapshotError};
 use crate::{Counters, LeveeConfig, Pipeline};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -82,14 +82,17 @@ pub fn serve(
     let snapshot_dir = (!k.snapshot_dir.is_empty()).then(|| PathBuf::from(&k.snapshot_dir));
     let restored = match &snapshot_dir {
         Some(dir) => snapshot::read(dir, cfg)?,
-        None => None,
+        None => Restore::Absent,
     };
+    if let Ok(m) = health.metrics.lock() {
+        m.snapshot_restore(restored.outcome());
+    }
     let (next_offsets, mut pipeline) = match restored {
-        Some((offsets, pipeline)) => {
+        Restore::Restored(offsets, pipeline) => {
             tracing::info!(offsets = ?offsets, "restored state snapshot");
-            (offsets, pipeline)
+            (offsets, *pipeline)
         }
-        None => (BTreeMap::new(), Pipeline::new(cfg)),
+        Restore::Absent | Restore::Ignored(_) => (BTreeMap::new(), Pipeline::new(cfg)),
     };
     let positioning = Positioning {
         topic: k.events_topic.clone(),
