@@ -38,6 +38,26 @@ fn check(scenario: ScenarioConfig, lag: bool) {
         .collect();
     let r = evaluate(&s.truth, &alerts);
 
+    // One alert per operation, revisions only on material change: at most 5 messages
+    // per alert id on average, for every kind emitted.
+    let mut per_kind: BTreeMap<AlertKind, (HashSet<&str>, usize)> = BTreeMap::new();
+    for a in &alerts {
+        let e = per_kind.entry(a.kind).or_default();
+        e.0.insert(&a.alert_id);
+        e.1 += 1;
+    }
+    assert!(
+        per_kind.contains_key(&AlertKind::BotFarm),
+        "seed {seed}: no bot_farm alert"
+    );
+    for (kind, (ids, messages)) in &per_kind {
+        assert!(
+            *messages as f64 <= 5.0 * ids.len() as f64,
+            "seed {seed}: {kind:?} wrote {messages} messages for {} alert ids",
+            ids.len()
+        );
+    }
+
     let farms: Vec<_> = r
         .groups
         .iter()

@@ -1,25 +1,32 @@
 //! `device_farm` behaviour, driven by event scripts through one `check()` helper.
 
-use levee_detect::{Detectors, DetectorsConfig};
+use levee_detect::{DetectorStats, Detectors, DetectorsConfig};
 use levee_model::{decode, Alert, Limits};
 
 enum Step {
     /// `(ts_seconds, account, device)` login events.
-    Logins(Vec<(i64, String, &'static str)>),
+    Logins(Vec<(i64, String, String)>),
     Tick(i64),
 }
 
 fn logins(ts0: i64, accounts: std::ops::Range<u32>, device: &'static str) -> Step {
     Step::Logins(
         accounts
-            .map(|i| (ts0 + i64::from(i), format!("a{i:03}"), device))
+            .map(|i| (ts0 + i64::from(i), format!("a{i:03}"), device.to_owned()))
             .collect(),
     )
 }
 
+type Got = Vec<(String, u32, Vec<String>)>;
+
 /// Run `steps` through the default detectors; return `(alert_id, revision, accounts)` per alert.
-fn check(steps: Vec<Step>) -> Vec<(String, u32, Vec<String>)> {
-    let mut d = Detectors::new(&DetectorsConfig::default());
+fn check(steps: Vec<Step>) -> Got {
+    run(&DetectorsConfig::default(), steps).0
+}
+
+/// Run `steps` through the detectors of `cfg`; also return device_farm's final stats.
+fn run(cfg: &DetectorsConfig, steps: Vec<Step>) -> (Got, DetectorStats) {
+    let mut d = Detectors::new(cfg);
     let mut out: Vec<Alert> = Vec::new();
     for step in steps {
         match step {
@@ -44,9 +51,17 @@ fn check(steps: Vec<Step>) -> Vec<(String, u32, Vec<String>)> {
         );
         assert_eq!(a.kind.as_str(), "device_farm");
     }
-    out.into_iter()
+    let stats = d
+        .stats()
+        .into_iter()
+        .find(|(n, _)| *n == "device_farm")
+        .map(|(_, s)| s)
+        .expect("device_farm runs");
+    let got = out
+        .into_iter()
         .map(|a| (a.alert_id, a.revision, a.accounts))
-        .collect()
+        .collect();
+    (got, stats)
 }
 
 fn names(r: std::ops::Range<u32>) -> Vec<String> {
@@ -58,13 +73,66 @@ fn a_farm_is_found_and_grows_by_revision() {
     let got = check(vec![
         logins(0, 0..10, "dev-farm"),
         Step::Tick(20),
-        logins(30, 10..12, "dev-farm"),
+        logins(30, 10..16, "dev-farm"),
         Step::Tick(60),
+        logins(70, 16..18, "dev-farm"),
+        Step::Tick(100),
     ]);
-    assert_eq!(got.len(), 2, "{got:?}");
-    assert_eq!((got[0].1, got[0].2.clone()), (1, names(0..10)));
-    assert_eq!((got[1].1, got[1].2.clone()), (2, names(0..12)));
-    assert_eq!(got[0].0, got[1].0, "the growing group keeps its id");
+    // 10 -> 16 members is material (+60%); 16 -> 18 (+12%) waits for the end of input.
+    let revisions: Vec<(u32, Vec<String>)> = got.iter().map(|g| (g.1, g.2.clone())).collect();
+    assert_eq!(
+        revisions,
+        vec![(1, names(0..10)), (2, names(0..16)), (3, names(0..18))]
+    );
+    assert!(
+        got.iter().all(|g| g.0 == got[0].0),
+        "the growing group keeps its id"
+    );
+}
+
+#[test]
+fn small_growth_waits_until_the_finding_closes() {
+    // 8 accounts, then one more every 5 minutes: each +1 is below the material fraction, so
+    // the finding is re-emitted when it has grown by half, and once more when it closes
+    // (an hour after its last evidence), never once per newcomer.
+    let mut steps = vec![logins(0, 0..8, "d"), Step::Tick(10)];
+    for i in 8..14u32 {
+        let at = i64::from(i) * 300;
+        steps.push(Step::Logins(vec![(at, format!("a{i:03}"), "d".to_owned())]));
+        steps.push(Step::Tick(at + 10));
+    }
+    steps.push(Step::Tick(14 * 300 + 2 * 3600));
+    let got = check(steps);
+    let sizes: Vec<usize> = got.iter().map(|g| g.2.len()).collect();
+    assert_eq!(sizes, vec![8, 12, 14], "{got:?}");
+}
+
+#[test]
+fn a_flood_of_findings_stays_within_max_findings() {
+    let mut cfg = DetectorsConfig::default();
+    cfg.device_farm.findings.max_findings = 50;
+    // 1,000 farms of 8 accounts, each on its own device, a minute apart.
+    let steps: Vec<Step> = (0..1_000u32)
+        .flat_map(|d| {
+            let ts = i64::from(d) * 60;
+            let device = format!("dev{d}");
+            let accounts = (0..8)
+                .map(|i| (ts, format!("f{d}-{i}"), device.clone()))
+                .collect();
+            [Step::Logins(accounts), Step::Tick(ts + 30)]
+        })
+        .collect();
+    let (got, stats) = run(&cfg, steps);
+    let ids: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.0).collect();
+    assert_eq!(ids.len(), 1_000, "every farm is reported once");
+    let findings = stats.map("findings").expect("findings are reported");
+    assert!(findings.entries <= 50, "{stats:?}");
+    assert!(findings.bytes > 0, "{stats:?}");
+    assert!(stats.cap_hits >= 950, "evictions are counted: {stats:?}");
+    let index = stats
+        .map("finding_members")
+        .expect("member index is reported");
+    assert!(index.entries <= 50 * 8, "{stats:?}");
 }
 
 #[test]
@@ -72,7 +140,7 @@ fn family_devices_and_slow_turnover_are_not_farms() {
     // Three accounts on a family phone; and twelve accounts on one device, but each
     // more than the one-hour window after the previous.
     let slow: Vec<_> = (0..12)
-        .map(|i| (i64::from(i) * 4000, format!("s{i}"), "kiosk"))
+        .map(|i| (i64::from(i) * 4000, format!("s{i}"), "kiosk".to_owned()))
         .collect();
     let mut steps = vec![logins(0, 0..3, "family-phone"), Step::Logins(vec![])];
     for (k, ev) in slow.into_iter().enumerate() {

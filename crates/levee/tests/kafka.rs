@@ -2,7 +2,7 @@
 
 mod support;
 
-use levee_model::Alert;
+use levee_model::{Alert, AlertKind};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::{Broker, Service, Topics};
@@ -67,11 +67,19 @@ fn service_mode_matches_file_mode_and_counts_what_it_read() {
         svc.metric("levee_dead_letters_total{reason=\"invalid_json\"}"),
         Some(0.0)
     );
-    let by_kind: f64 = ["bot_farm", "device_farm"]
+    let by_kind: f64 = AlertKind::ALL
         .iter()
-        .filter_map(|k| svc.metric(&format!("levee_alerts_total{{kind=\"{k}\"}}")))
+        .map(|k| {
+            let m = format!("levee_alerts_total{{kind=\"{}\"}}", k.as_str());
+            svc.metric(&m)
+                .unwrap_or_else(|| panic!("{m} is exported, at 0 if never emitted"))
+        })
         .sum();
     assert_eq!(by_kind, expected.len() as f64);
+    for d in levee_runtime::LeveeConfig::default().detectors.names() {
+        let m = format!("levee_detector_state_bytes{{detector=\"{d}\",map=\"findings\"}}");
+        assert!(svc.metric(&m).is_some(), "{m} is exported");
+    }
     assert_eq!(
         svc.metric("levee_kafka_partitions{scope=\"topic\"}"),
         Some(1.0)
@@ -221,6 +229,45 @@ fn state_survives_sigkill_through_snapshots() {
         duplicates, 0,
         "the snapshot covered every acknowledged record: nothing was replayed"
     );
+    assert_eq!(
+        svc.metric("levee_snapshot_restores_total{outcome=\"restored\"}"),
+        Some(1.0)
+    );
+    assert!(svc.terminate(Duration::from_secs(30)).success());
+
+    // An upgrade changed a state field: the final snapshot no longer fits this binary. The
+    // service must start anyway, say why, replay the topic and re-emit identical alerts.
+    let path = dir.join("levee-snapshot.json");
+    let mut snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("final snapshot")).expect("json");
+    let counters = snap["pipeline"]["counters"].take();
+    snap["pipeline"]["counters_v2"] = counters;
+    snap["schema"] = "0000000000000000".into();
+    std::fs::write(&path, snap.to_string()).expect("write changed snapshot");
+    let svc = Service::start_with(&broker, "levee-crash", &topics, &extra);
+    svc.wait_metric(
+        "levee_records_total",
+        records.len() as f64,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        svc.metric("levee_snapshot_restores_total{outcome=\"schema\"}"),
+        Some(1.0)
+    );
+    let again = broker.read(&topics.alerts, 2 * expected.len(), Duration::from_secs(60));
+    assert_eq!(
+        again.len(),
+        2 * expected.len(),
+        "the replay re-emits every alert"
+    );
+    for (_, v, _) in &again[got.len()..] {
+        let a: Alert = serde_json::from_slice(v).expect("alert");
+        assert_eq!(
+            want.get(&(a.alert_id.clone(), a.revision)),
+            Some(&a.accounts),
+            "a replayed alert is identical to the first emission"
+        );
+    }
     assert!(svc.terminate(Duration::from_secs(30)).success());
     let _ = std::fs::remove_dir_all(&dir);
 }

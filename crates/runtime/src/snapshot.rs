@@ -105,6 +105,7 @@ pub fn schema_shape() -> String {
 }
 
 /// What a snapshot holds. `config` guards against restoring state built under other settings.
+// tidy: not traced (the envelope; `P` is the traced `Pipeline`).
 #[derive(Debug, Serialize, Deserialize)]
 struct Snapshot<P> {
     schema: String,

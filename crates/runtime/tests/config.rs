@@ -139,6 +139,34 @@ fn mistakes_are_clear_errors() {
         .expect_err("out of range");
     assert!(e.to_string().contains("tick_interval_ms"), "{e}");
 
+    // Each detector validates its own section; the message names it.
+    for (var, value, section) in [
+        (
+            "LEVEE__DETECTORS__LOCKSTEP__CORE_K",
+            "0",
+            "detectors.lockstep",
+        ),
+        (
+            "LEVEE__DETECTORS__DEVICE_FARM__MIN_ACCOUNTS",
+            "1",
+            "detectors.device_farm",
+        ),
+        (
+            "LEVEE__DETECTORS__LOCKSTEP__FINDINGS__MAX_FINDINGS",
+            "0",
+            "detectors.lockstep: findings",
+        ),
+    ] {
+        let e = LeveeConfig::load(None, env(&[(var, value)])).expect_err("invalid detector value");
+        assert!(e.to_string().contains(section), "{var}: {e}");
+    }
+    let e = LeveeConfig::load(
+        None,
+        env(&[("LEVEE__DETECTORS__LOCKSTEP__FINDINGS__MAX_FINDING", "3")]),
+    )
+    .expect_err("typo in a nested section");
+    assert!(e.to_string().contains("max_finding"), "{e}");
+
     let missing = std::path::Path::new("/nonexistent/levee.toml");
     assert!(matches!(
         LeveeConfig::load(Some(missing), env(&[])),

@@ -134,3 +134,42 @@ proptest! {
         prop_assert_eq!(c.records, non_blank);
     }
 }
+
+#[test]
+fn the_reorder_buffer_stays_within_its_bound_and_counts_overflow() {
+    let mut cfg = LeveeConfig::default();
+    cfg.runtime.reorder_max_bytes = 16 * 1024;
+    let mut p = Pipeline::new(&cfg);
+    let (mut alerts, mut dead) = (Vec::new(), Vec::new());
+    // Lane 0 stops at t0 and holds the watermark back; lane 1 runs an hour ahead.
+    let t0 = 1_732_000_000_000_i64;
+    let rec = |ts: i64, i: usize| format!(r#"{{"type":"login","ts":{ts},"account":"a{i}"}}"#);
+    p.process(
+        0,
+        rec(t0, 0).as_bytes(),
+        levee_runtime::Position::Line(0),
+        &mut alerts,
+        &mut dead,
+    );
+    let mut peak = 0;
+    for i in 1..5_000 {
+        let line = rec(t0 + i as i64 * 700, i);
+        p.process(
+            1,
+            line.as_bytes(),
+            levee_runtime::Position::Line(i as u64),
+            &mut alerts,
+            &mut dead,
+        );
+        peak = peak.max(p.held().0);
+    }
+    assert!(peak <= cfg.runtime.reorder_max_bytes, "held {peak} bytes");
+    let c = p.counters();
+    assert!(c.reorder_overflow > 4_000, "overflow is counted: {c:?}");
+    assert_eq!(c.records, 5_000);
+    assert_eq!(
+        c.events_total() + c.dead_letters_total(),
+        5_000,
+        "nothing dropped"
+    );
+}

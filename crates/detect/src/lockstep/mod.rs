@@ -97,7 +97,8 @@ impl DetectorConfig for LockstepConfig {
     fn validate(&self) -> Result<(), String> {
         if self.sync_window_ms <= 0
             || self.max_recent_per_target < 2
-            || !(self.popular_degree > 0.0)
+            || self.popular_degree.is_nan()
+            || self.popular_degree <= 0.0
             || self.min_shared_targets < 1
             || self.core_k < 1
             || self.min_group_size < 2
