@@ -4,12 +4,14 @@
 //! event-time window. When they reach `min_accounts` the device becomes a finding;
 //! accounts seen on it later join the finding, which is re-emitted on material change.
 
-use crate::detector::MapStats;
-use crate::detector::{table_bytes, Detector, DetectorConfig, DetectorKind, DetectorStats, Every};
+use crate::detector::{
+    key64, table_bytes, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
+};
 use crate::findings::{Figure, Findings, FindingsConfig};
 use levee_model::{stable_id, Alert, AlertKind, Event, Ts};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,19 +64,36 @@ impl DetectorConfig for DeviceFarmConfig {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// One device, keyed by [`key64`] of its fingerprint.
+#[derive(Debug, Serialize, Deserialize)]
 struct DeviceState {
-    /// account -> last event time on this device, within the window.
-    recent: FxHashMap<Box<str>, Ts>,
+    name: Box<str>,
+    /// The accounts seen within the window, each with its last event time. A short list
+    /// (a family phone holds 2-4, a farm tens, `max_accounts_per_device` at most), searched
+    /// by key: one allocation per device instead of a hash table.
+    recent: Vec<Recent>,
     /// Once a finding: its key in [`DeviceFarm::findings`].
     finding: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Recent {
+    key: u64,
+    ts: Ts,
+    /// Read only when the device becomes a finding.
+    name: Box<str>,
+}
+
+/// Heap bytes one recent account costs (entry, name, allocation header).
+fn recent_bytes(name: &str) -> usize {
+    std::mem::size_of::<Recent>() + name.len() + 16
 }
 
 /// See the module docs.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DeviceFarm {
     cfg: DeviceFarmConfig,
-    devices: FxHashMap<Box<str>, DeviceState>,
+    devices: FxHashMap<u64, DeviceState>,
     findings: Findings,
     sweep: Every,
     /// Account entries across every device's window, and heap bytes of all names.
@@ -108,14 +127,17 @@ impl DeviceFarm {
     fn sweep(&mut self, watermark: Ts) {
         let horizon = watermark.saturating_sub(self.cfg.window_ms);
         let (mut accounts, mut bytes) = (0, 0);
-        self.devices.retain(|device, st| {
-            st.recent.retain(|_, ts| *ts >= horizon);
+        self.devices.retain(|_, st| {
+            st.recent.retain(|r| r.ts >= horizon);
             accounts += st.recent.len();
-            bytes += st.recent.keys().map(|k| k.len() + 16).sum::<usize>()
-                + table_bytes::<Box<str>, Ts>(st.recent.capacity(), 0) as usize;
+            bytes += st
+                .recent
+                .iter()
+                .map(|r| recent_bytes(&r.name))
+                .sum::<usize>();
             let keep = !st.recent.is_empty();
             if keep {
-                bytes += device.len() + 16;
+                bytes += st.name.len() + 16;
             }
             keep
         });
@@ -129,29 +151,39 @@ impl Detector for DeviceFarm {
         let Some(device) = ev.device.as_deref() else {
             return;
         };
-        if !self.devices.contains_key(device) {
-            if self.devices.len() >= self.cfg.max_devices {
+        let devices = self.devices.len();
+        let st = match self.devices.entry(key64(device)) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if devices >= self.cfg.max_devices => {
                 self.cap_hits += 1;
                 return;
             }
-            self.devices.insert(device.into(), DeviceState::default());
-            self.name_bytes += device.len() + 16;
-        }
-        let Some(st) = self.devices.get_mut(device) else {
-            return;
+            Entry::Vacant(v) => {
+                self.name_bytes += device.len() + 16;
+                v.insert(DeviceState {
+                    name: device.into(),
+                    recent: Vec::new(),
+                    finding: None,
+                })
+            }
         };
-        let full = st.recent.len() >= self.cfg.max_accounts_per_device;
         let account = ev.account.as_ref();
-        match st.recent.get_mut(account) {
-            Some(last) => *last = (*last).max(ev.ts),
+        let key = key64(account);
+        let full = st.recent.len() >= self.cfg.max_accounts_per_device;
+        match st.recent.iter_mut().find(|r| r.key == key) {
+            Some(r) => r.ts = r.ts.max(ev.ts),
             None if full => {
                 self.cap_hits += 1;
                 return;
             }
             None => {
-                st.recent.insert(account.into(), ev.ts);
+                st.recent.push(Recent {
+                    key,
+                    ts: ev.ts,
+                    name: account.into(),
+                });
                 self.accounts += 1;
-                self.name_bytes += account.len() + 16 + std::mem::size_of::<(Box<str>, Ts)>();
+                self.name_bytes += recent_bytes(account);
             }
         }
         if st.recent.len() < self.cfg.min_accounts && st.finding.is_none() {
@@ -159,7 +191,7 @@ impl Detector for DeviceFarm {
         }
         let fresh = st.finding.is_none_or(|k| self.findings.get(k).is_none());
         if fresh {
-            let start = st.recent.values().copied().min().unwrap_or(ev.ts);
+            let start = st.recent.iter().map(|r| r.ts).min().unwrap_or(ev.ts);
             let id = stable_id(AlertKind::DeviceFarm, &[device, &start.to_string()]);
             st.finding = Some(self.findings.open(id, start, ev.ts));
         }
@@ -168,7 +200,7 @@ impl Detector for DeviceFarm {
         };
         if fresh {
             // A new finding: everyone in the window (in name order). Later, only the newcomer.
-            let mut names: Vec<&str> = st.recent.keys().map(AsRef::as_ref).collect();
+            let mut names: Vec<&str> = st.recent.iter().map(|r| r.name.as_ref()).collect();
             names.sort_unstable();
             for n in names {
                 f.add_member(n);
@@ -207,7 +239,7 @@ impl Detector for DeviceFarm {
                 MapStats {
                     map: "devices",
                     entries: self.devices.len() as u64,
-                    bytes: table_bytes::<Box<str>, DeviceState>(self.devices.capacity(), 0),
+                    bytes: table_bytes::<u64, DeviceState>(self.devices.capacity(), 0),
                 },
                 MapStats {
                     map: "device_accounts",
