@@ -208,10 +208,18 @@ fn hostile_floods_stay_bounded_and_are_counted() {
     let tight = LockstepConfig {
         max_pairs: 100,
         max_accounts: 1_000,
+        max_single_pairs: 4_096,
         ..cfg
     };
     let (_, stats) = check(tight, e);
-    assert!(stats.entries() <= 1_000 + 2 + 100, "caps hold: {stats:?}");
+    assert!(
+        stats.entries() <= 1_000 + 2 + 100 + 4_096,
+        "caps hold: {stats:?}"
+    );
+    let single = stats
+        .map("single_pairs")
+        .expect("first sightings are reported");
+    assert!(single.bytes <= 4_096 * 32, "{stats:?}");
     assert!(
         stats.cap_hits > 399_000,
         "refused accounts are counted: {stats:?}"

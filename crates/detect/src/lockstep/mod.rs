@@ -8,8 +8,10 @@
 //! which is one alert that keeps its id and gains revisions as it grows.
 
 mod graph;
+mod sightings;
 
 pub use graph::{dense_groups, DenseGroup};
+use sightings::{Sighting, Sightings};
 
 use crate::detector::{
     table_bytes, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
@@ -57,6 +59,9 @@ pub struct LockstepConfig {
     pub max_accounts: usize,
     pub max_targets: usize,
     pub max_pairs: usize,
+    /// Slots for pairs seen on one target only (32 bytes each; the table grows to this).
+    /// Beyond it the oldest first sighting is overwritten (a cap hit).
+    pub max_single_pairs: usize,
     /// Revisions, members per alert and the bound on findings.
     pub findings: FindingsConfig,
 }
@@ -81,6 +86,7 @@ impl Default for LockstepConfig {
             max_accounts: 4_000_000,
             max_targets: 2_000_000,
             max_pairs: 8_000_000,
+            max_single_pairs: 4 << 20,
             findings: FindingsConfig {
                 close_after_ms: 6 * 3_600_000,
                 ..FindingsConfig::default()
@@ -110,6 +116,7 @@ impl DetectorConfig for LockstepConfig {
             || self.max_accounts == 0
             || self.max_targets == 0
             || self.max_pairs == 0
+            || self.max_single_pairs == 0
         {
             return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap <= 1, pair_horizon_ms >= single_pair_ttl_ms".into());
         }
@@ -243,6 +250,11 @@ struct Pair {
     is_edge: bool,
 }
 
+/// The weight of one co-engagement on a post with `degree` engagements so far.
+fn co_weight(degree: u32, popular_degree: f64) -> f64 {
+    1.0 / (1.0 + (1.0 + f64::from(degree) / popular_degree).ln())
+}
+
 fn pair_key(a: u32, b: u32) -> u64 {
     (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
 }
@@ -259,7 +271,10 @@ pub struct Lockstep {
     accounts: Interner<u32>,
     /// Posts, each with its recent engagers.
     posts: Interner<Target>,
+    /// Pairs seen on two or more targets (exact).
     pairs: FxHashMap<u64, Pair>,
+    /// Pairs seen on one target so far.
+    sightings: Sightings,
     /// The coordination graph: adjacency of edge pairs.
     adj: FxHashMap<u32, Vec<u32>>,
     edge_count: usize,
@@ -286,6 +301,7 @@ impl DetectorKind for Lockstep {
         Lockstep {
             findings: Findings::new(cfg.findings.clone()),
             detect_every: Every::new(cfg.detect_interval_ms),
+            sightings: Sightings::new(cfg.max_single_pairs),
             sweep_every: Every::new((cfg.single_pair_ttl_ms / 4).max(1)),
             cfg,
             accounts: Interner::default(),
@@ -324,7 +340,7 @@ impl Lockstep {
             t.recent.pop_front();
             self.recent_entries -= 1;
         }
-        let weight = 1.0 / (1.0 + (1.0 + f64::from(t.degree) / cfg.popular_degree).ln());
+        let degree = t.degree;
         let mut partners = std::mem::take(&mut self.partners);
         partners.clear();
         partners.extend(
@@ -341,7 +357,7 @@ impl Lockstep {
         self.recent_entries += 1;
         let may_create = t.degree <= cfg.max_pairing_degree;
         for &(b, at) in &partners {
-            self.co_engaged(a, b, p, ts, (ts - at).abs(), weight, may_create);
+            self.co_engaged(a, b, p, ts, (ts - at).abs(), degree, may_create);
         }
         self.partners = partners;
     }
@@ -354,27 +370,50 @@ impl Lockstep {
         post: u32,
         ts: Ts,
         gap: i64,
-        weight: f64,
+        degree: u32,
         may_create: bool,
     ) {
         let key = pair_key(a, b);
-        let full = self.pairs.len() >= self.cfg.max_pairs;
+        let weight = co_weight(degree, self.cfg.popular_degree);
         let pair = match self.pairs.get_mut(&key) {
             Some(p) => p,
-            None if !may_create => return,
-            None if full => {
-                self.cap_hits += 1;
-                return;
+            None => {
+                // Not yet on two targets: first sightings wait in the compact table.
+                let Some(first) = self.sightings.get_mut(key) else {
+                    if may_create {
+                        self.sightings.insert(Sighting {
+                            key,
+                            first: ts,
+                            last_delta: 0,
+                            degree,
+                            target: post,
+                            gap_ms: u32::try_from(gap).unwrap_or(u32::MAX),
+                        });
+                    }
+                    return;
+                };
+                if first.target == post {
+                    first.see(ts); // a second action on the same post is not new evidence
+                    return;
+                }
+                if self.pairs.len() >= self.cfg.max_pairs {
+                    self.cap_hits += 1;
+                    return;
+                }
+                let first = *first;
+                self.sightings.remove(key);
+                let mut targets = [u32::MAX; PAIR_TARGETS];
+                targets[0] = first.target;
+                self.pairs.entry(key).or_insert(Pair {
+                    first: first.first,
+                    last: first.last(),
+                    hits: 1,
+                    weight: co_weight(first.degree, self.cfg.popular_degree),
+                    gap_sum_ms: f64::from(first.gap_ms),
+                    targets,
+                    is_edge: false,
+                })
             }
-            None => self.pairs.entry(key).or_insert(Pair {
-                first: ts,
-                last: ts,
-                hits: 0,
-                weight: 0.0,
-                gap_sum_ms: 0.0,
-                targets: [u32::MAX; PAIR_TARGETS],
-                is_edge: false,
-            }),
         };
         pair.last = pair.last.max(ts);
         pair.first = pair.first.min(ts);
@@ -417,6 +456,7 @@ impl Lockstep {
             let (a, b) = unpack(k);
             self.remove_edge(a, b);
         }
+        self.sightings.expire_before(single);
         let mut recent_dropped = 0;
         self.posts
             .evict(horizon, |t| recent_dropped += t.recent.len());
@@ -598,6 +638,11 @@ impl Detector for Lockstep {
                     bytes: table_bytes::<u64, Pair>(self.pairs.capacity(), 0),
                 },
                 MapStats {
+                    map: "single_pairs",
+                    entries: self.sightings.size().0 as u64,
+                    bytes: self.sightings.size().1 as u64,
+                },
+                MapStats {
                     map: "edges",
                     entries: self.edge_count as u64,
                     bytes: table_bytes::<u32, Vec<u32>>(self.adj.capacity(), adj_heap),
@@ -610,7 +655,7 @@ impl Detector for Lockstep {
                 findings,
                 members,
             ],
-            cap_hits: self.cap_hits + self.findings.cap_hits(),
+            cap_hits: self.cap_hits + self.sightings.overwritten + self.findings.cap_hits(),
         }
     }
 }

@@ -1,0 +1,253 @@
+//! First sightings: pairs seen co-engaging on one target only, in a bounded, set-associative table.
+//!
+//! Most co-engagements are coincidences that never recur. Giving each one an exact map
+//! entry made memory grow with the population; here a pair waits in a fixed-size slot
+//! (32 bytes) until it co-engages on a second target, when it is admitted to the exact
+//! pair map with its first sighting's evidence intact (time, post degree, gap). Nothing
+//! is approximated while the table has room: an entry is exact, keyed by the full pair.
+//! When a bucket is full of live entries the table doubles, up to `max_slots`; beyond
+//! that the entry seen longest ago is overwritten (counted: the pair's next sighting
+//! starts over). Expiry is lazy: an entry older than the cutoff of the last sweep is free.
+
+use levee_model::Ts;
+use serde::{Deserialize, Serialize};
+
+/// Entries per bucket (two cache lines).
+const WAYS: usize = 4;
+/// The table starts this small and doubles under pressure.
+const MIN_SLOTS: usize = 1 << 12;
+
+/// One pair's first sighting. `key == 0` is an empty slot (a pair key is never 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub key: u64,
+    pub first: Ts,
+    /// `last - first`, ms.
+    pub last_delta: u32,
+    /// The post's engagement count when the pair was seen on it (its weight follows).
+    pub degree: u32,
+    pub target: u32,
+    pub gap_ms: u32,
+}
+
+impl Sighting {
+    pub fn last(&self) -> Ts {
+        self.first + Ts::from(self.last_delta)
+    }
+
+    pub fn see(&mut self, ts: Ts) {
+        let last = self.last().max(ts);
+        self.first = self.first.min(ts);
+        self.last_delta = u32::try_from(last - self.first).unwrap_or(u32::MAX);
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Sightings {
+    slots: Vec<Sighting>,
+    max_slots: usize,
+    /// Entries last seen before this are free (the single-pair cutoff of the last sweep).
+    cutoff: Ts,
+    /// Non-empty slots (live or expired).
+    occupied: usize,
+    /// Live entries overwritten because the table was full at `max_slots`.
+    pub overwritten: u64,
+}
+
+fn bucket_of(key: u64, slots: usize) -> usize {
+    debug_assert!(slots.is_power_of_two() && slots >= WAYS);
+    let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17;
+    (h as usize & (slots - 1)) & !(WAYS - 1)
+}
+
+impl Sightings {
+    pub fn new(max_slots: usize) -> Self {
+        Sightings {
+            max_slots: max_slots.next_power_of_two().max(MIN_SLOTS),
+            cutoff: Ts::MIN,
+            ..Sightings::default()
+        }
+    }
+
+    fn live(&self, s: &Sighting) -> bool {
+        s.key != 0 && s.last() >= self.cutoff
+    }
+
+    /// The live first sighting of `key`, if any.
+    pub fn get_mut(&mut self, key: u64) -> Option<&mut Sighting> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let b = bucket_of(key, self.slots.len());
+        let cutoff = self.cutoff;
+        self.slots[b..b + WAYS]
+            .iter_mut()
+            .find(|s| s.key == key && s.last() >= cutoff)
+    }
+
+    /// Forget `key` (it was admitted to the exact map).
+    pub fn remove(&mut self, key: u64) {
+        if let Some(s) = self.get_mut(key) {
+            *s = Sighting::default();
+            self.occupied -= 1;
+        }
+    }
+
+    /// Record a first sighting (its key must not be live in the table).
+    pub fn insert(&mut self, s: Sighting) {
+        debug_assert!(s.key != 0);
+        if self.slots.is_empty() {
+            self.slots = vec![Sighting::default(); MIN_SLOTS.min(self.max_slots)];
+        }
+        loop {
+            let b = bucket_of(s.key, self.slots.len());
+            let bucket = &self.slots[b..b + WAYS];
+            if let Some(i) = bucket.iter().position(|e| !self.live(e)) {
+                if self.slots[b + i].key == 0 {
+                    self.occupied += 1;
+                }
+                self.slots[b + i] = s;
+                return;
+            }
+            if self.slots.len() < self.max_slots {
+                self.grow();
+                continue;
+            }
+            // Full at the bound: overwrite the entry seen longest ago.
+            let i = (0..WAYS)
+                .min_by_key(|i| (self.slots[b + i].last(), self.slots[b + i].key))
+                .unwrap_or(0);
+            self.slots[b + i] = s;
+            self.overwritten += 1;
+            return;
+        }
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.slots = vec![Sighting::default(); old.len() * 2];
+        self.occupied = 0;
+        let cutoff = self.cutoff;
+        for s in old.into_iter().filter(|s| s.key != 0 && s.last() >= cutoff) {
+            self.place(s);
+        }
+    }
+
+    /// Re-insert a live entry without growing (after a resize or a restore).
+    fn place(&mut self, s: Sighting) {
+        let b = bucket_of(s.key, self.slots.len());
+        match (b..b + WAYS).find(|i| self.slots[*i].key == 0) {
+            Some(i) => {
+                self.slots[i] = s;
+                self.occupied += 1;
+            }
+            None => self.overwritten += 1,
+        }
+    }
+
+    /// From now on, entries last seen before `cutoff` are free.
+    pub fn expire_before(&mut self, cutoff: Ts) {
+        self.cutoff = self.cutoff.max(cutoff);
+    }
+
+    /// `(non-empty slots, bytes allocated)`.
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.occupied,
+            self.slots.len() * std::mem::size_of::<Sighting>(),
+        )
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Sighting> {
+        self.slots.iter().filter(|s| self.live(s))
+    }
+}
+
+/// Snapshot form: the bound, the cutoff, the overwrite count and the live entries only.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Sightings")]
+struct Repr {
+    max_slots: usize,
+    cutoff: Ts,
+    overwritten: u64,
+    live: Vec<Sighting>,
+}
+
+impl Serialize for Sightings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let live: Vec<Sighting> = self.entries().copied().collect();
+        Repr {
+            max_slots: self.max_slots,
+            cutoff: self.cutoff,
+            overwritten: self.overwritten,
+            live,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sightings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = Repr::deserialize(d)?;
+        let mut t = Sightings::new(r.max_slots);
+        t.cutoff = r.cutoff;
+        for s in r.live.into_iter().filter(|s| s.key != 0) {
+            t.insert(s);
+        }
+        t.overwritten = r.overwritten;
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(key: u64, first: Ts) -> Sighting {
+        Sighting {
+            key,
+            first,
+            target: 7,
+            ..Sighting::default()
+        }
+    }
+
+    #[test]
+    fn exact_while_there_is_room_then_bounded() {
+        let mut t = Sightings::new(1 << 14);
+        for k in 1..=10_000u64 {
+            t.insert(s(k, k as Ts));
+        }
+        assert_eq!(
+            t.overwritten, 0,
+            "the table grows instead of losing entries"
+        );
+        assert!((1..=10_000u64).all(|k| t.get_mut(k).is_some_and(|e| e.first == k as Ts)));
+        assert_eq!(t.size().0, 10_000);
+        for k in 10_001..=40_000u64 {
+            t.insert(s(k, k as Ts));
+        }
+        assert_eq!(t.size().1, (1 << 14) * 32, "never beyond max_slots");
+        assert!(t.overwritten >= 40_000 - (1 << 14), "losses are counted");
+        assert!(t.get_mut(40_000).is_some(), "the newest is kept");
+
+        t.expire_before(39_000);
+        assert!(t.get_mut(38_999).is_none() && t.get_mut(39_000).is_some());
+        t.remove(39_000);
+        assert!(t.get_mut(39_000).is_none());
+    }
+
+    #[test]
+    fn snapshots_keep_live_entries_only() {
+        let mut t = Sightings::new(1 << 12);
+        for k in 1..=100u64 {
+            t.insert(s(k, k as Ts * 10));
+        }
+        t.expire_before(500);
+        let json = serde_json::to_string(&t).expect("serialize");
+        let mut back: Sightings = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back.size().0, 51);
+        assert!(back.get_mut(50).is_some() && back.get_mut(49).is_none());
+    }
+}
