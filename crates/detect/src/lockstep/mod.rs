@@ -8,9 +8,11 @@
 //! which is one alert that keeps its id and gains revisions as it grows.
 
 mod graph;
+mod interner;
 mod sightings;
 
 pub use graph::{dense_groups, DenseGroup};
+use interner::Interner;
 use sightings::{Sighting, Sightings};
 
 use crate::detector::{
@@ -124,118 +126,12 @@ impl DetectorConfig for LockstepConfig {
     }
 }
 
-/// Strings to monotonic ids, each with a value `V`. Ids are never reused, so a
-/// stale id can only miss.
-///
-/// Serialized as an anonymous `(next, ids)` tuple, the rest rebuilt on load: a generic
-/// struct would carry one name for every `V`, and the snapshot schema (traced by
-/// name) would see only the first.
-#[derive(Debug)]
-struct Interner<V> {
-    /// name -> (id, last seen, value)
-    ids: FxHashMap<Box<str>, (u32, Ts, V)>,
-    names: FxHashMap<u32, Box<str>>,
-    next: u32,
-    /// Heap bytes of the names (held twice) and the values' own heap, kept as they change.
-    heap: usize,
-}
-
-impl<V: Serialize> Serialize for Interner<V> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.next, &self.ids).serialize(s)
-    }
-}
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (next, ids) = <(u32, FxHashMap<Box<str>, (u32, Ts, V)>)>::deserialize(d)?;
-        let names = ids.iter().map(|(s, (id, _, _))| (*id, s.clone())).collect();
-        let heap = ids.keys().map(|s| 2 * (s.len() + 16)).sum();
-        Ok(Interner {
-            ids,
-            names,
-            next,
-            heap,
-        })
-    }
-}
-
-impl<V: Default> Default for Interner<V> {
-    fn default() -> Self {
-        Interner {
-            ids: FxHashMap::default(),
-            names: FxHashMap::default(),
-            next: 0,
-            heap: 0,
-        }
-    }
-}
-
-impl<V: Default> Interner<V> {
-    /// The id and value of `s`, created if new (unless `cap` is reached); marks it seen at `ts`.
-    fn get_or_insert(&mut self, s: &str, ts: Ts, cap: usize) -> Option<(u32, &mut V)> {
-        if !self.ids.contains_key(s) {
-            if self.ids.len() >= cap {
-                return None;
-            }
-            let id = self.next;
-            self.next = self.next.wrapping_add(1);
-            self.ids.insert(s.into(), (id, ts, V::default()));
-            self.names.insert(id, s.into());
-            self.heap += 2 * (s.len() + 16);
-        }
-        let (id, seen, v) = self.ids.get_mut(s)?;
-        *seen = (*seen).max(ts);
-        Some((*id, v))
-    }
-
-    fn name(&self, id: u32) -> Option<&str> {
-        self.names.get(&id).map(AsRef::as_ref)
-    }
-
-    fn value(&self, id: u32) -> Option<&V> {
-        self.ids.get(self.names.get(&id)?).map(|(_, _, v)| v)
-    }
-
-    /// Forget entries last seen before `cutoff`, showing each forgotten value to `dropped`.
-    fn evict(&mut self, cutoff: Ts, mut dropped: impl FnMut(&V)) {
-        let mut gone = Vec::new();
-        let mut heap = 0;
-        self.ids.retain(|s, (id, seen, v)| {
-            let keep = *seen >= cutoff;
-            if keep {
-                heap += 2 * (s.len() + 16);
-            } else {
-                gone.push(*id);
-                dropped(v);
-            }
-            keep
-        });
-        self.heap = heap;
-        for id in &gone {
-            self.names.remove(id);
-        }
-    }
-
-    fn map_stats(&self, map: &'static str, value_heap: usize) -> MapStats {
-        MapStats {
-            map,
-            entries: self.ids.len() as u64,
-            bytes: table_bytes::<Box<str>, (u32, Ts, V)>(
-                self.ids.capacity(),
-                self.heap + value_heap,
-            ) + table_bytes::<u32, Box<str>>(self.names.capacity(), 0),
-        }
-    }
-}
-
+/// A post engaged within the last 2 Δt: its recent engagers.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Target {
+struct Active {
     /// (account, ts) within Δt of the newest, oldest first.
     recent: VecDeque<(u32, Ts)>,
     newest: Ts,
-    /// Engagements seen (popularity).
-    degree: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,8 +165,10 @@ pub struct Lockstep {
     cfg: LockstepConfig,
     /// Accounts, each with its engagement count (for the overlap test).
     accounts: Interner<u32>,
-    /// Posts, each with its recent engagers.
-    posts: Interner<Target>,
+    /// Posts, each with its engagement count (popularity).
+    posts: Interner<u32>,
+    /// Posts engaged within the last 2 Δt, by id: who engaged them within Δt.
+    active: FxHashMap<u32, Active>,
     /// Pairs seen on two or more targets (exact).
     pairs: FxHashMap<u64, Pair>,
     /// Pairs seen on one target so far.
@@ -306,6 +204,7 @@ impl DetectorKind for Lockstep {
             cfg,
             accounts: Interner::default(),
             posts: Interner::default(),
+            active: FxHashMap::default(),
             pairs: FxHashMap::default(),
             adj: FxHashMap::default(),
             edge_count: 0,
@@ -326,11 +225,13 @@ impl Lockstep {
             return;
         };
         *engagements = engagements.saturating_add(1);
-        let Some((p, t)) = self.posts.get_or_insert(post, ts, cfg.max_targets) else {
+        let Some((p, degree)) = self.posts.get_or_insert(post, ts, cfg.max_targets) else {
             self.cap_hits += 1;
             return;
         };
-        t.degree = t.degree.saturating_add(1);
+        *degree = degree.saturating_add(1);
+        let degree = *degree;
+        let t = self.active.entry(p).or_default();
         t.newest = t.newest.max(ts);
         while t
             .recent
@@ -340,7 +241,6 @@ impl Lockstep {
             t.recent.pop_front();
             self.recent_entries -= 1;
         }
-        let degree = t.degree;
         let mut partners = std::mem::take(&mut self.partners);
         partners.clear();
         partners.extend(
@@ -355,7 +255,7 @@ impl Lockstep {
         }
         t.recent.push_back((a, ts));
         self.recent_entries += 1;
-        let may_create = t.degree <= cfg.max_pairing_degree;
+        let may_create = degree <= cfg.max_pairing_degree;
         for &(b, at) in &partners {
             self.co_engaged(a, b, p, ts, (ts - at).abs(), degree, may_create);
         }
@@ -457,9 +357,19 @@ impl Lockstep {
             self.remove_edge(a, b);
         }
         self.sightings.expire_before(single);
+        self.posts.evict(horizon, |_| ());
+        // A post quiet for 2 Δt has no engager an in-order event could pair with: forget
+        // its list (only an event from behind the watermark, counted as out of order,
+        // could have paired with one).
+        let quiet = watermark.saturating_sub(2 * self.cfg.sync_window_ms);
         let mut recent_dropped = 0;
-        self.posts
-            .evict(horizon, |t| recent_dropped += t.recent.len());
+        self.active.retain(|_, t| {
+            let keep = t.newest >= quiet;
+            if !keep {
+                recent_dropped += t.recent.len();
+            }
+            keep
+        });
         self.recent_entries -= recent_dropped;
         self.accounts.evict(horizon, |_| ());
     }
@@ -631,7 +541,12 @@ impl Detector for Lockstep {
         DetectorStats {
             maps: vec![
                 self.accounts.map_stats("accounts", 0),
-                self.posts.map_stats("posts", recent_heap),
+                self.posts.map_stats("posts", 0),
+                MapStats {
+                    map: "active_posts",
+                    entries: self.active.len() as u64,
+                    bytes: table_bytes::<u32, Active>(self.active.capacity(), recent_heap),
+                },
                 MapStats {
                     map: "pairs",
                     entries: self.pairs.len() as u64,

@@ -5,9 +5,11 @@
 //! (32 bytes) until it co-engages on a second target, when it is admitted to the exact
 //! pair map with its first sighting's evidence intact (time, post degree, gap). Nothing
 //! is approximated while the table has room: an entry is exact, keyed by the full pair.
-//! When a bucket is full of live entries the table doubles, up to `max_slots`; beyond
-//! that the entry seen longest ago is overwritten (counted: the pair's next sighting
-//! starts over). Expiry is lazy: an entry older than the cutoff of the last sweep is free.
+//! Each pair may sit in either of two buckets (two-choice hashing: tables fill to ~90%
+//! before both are full). When both are full of live entries the table doubles, up to
+//! `max_slots`; beyond that the entry seen longest ago is overwritten (counted: the
+//! pair's next sighting starts over). Expiry is lazy: an entry older than the cutoff of
+//! the last sweep is free.
 
 use levee_model::Ts;
 use serde::{Deserialize, Serialize};
@@ -55,10 +57,20 @@ pub struct Sightings {
     pub overwritten: u64,
 }
 
-fn bucket_of(key: u64, slots: usize) -> usize {
-    debug_assert!(slots.is_power_of_two() && slots >= WAYS);
-    let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17;
-    (h as usize & (slots - 1)) & !(WAYS - 1)
+/// The two buckets (first slot index of each) `key` may live in.
+fn buckets_of(key: u64, slots: usize) -> [usize; 2] {
+    debug_assert!(slots.is_power_of_two() && slots >= 2 * WAYS);
+    // splitmix64's finalizer: every key bit reaches every hash bit (pair keys are two
+    // small ids side by side, which a bare multiply would map onto few buckets).
+    let mut h = key ^ (key >> 30);
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    let b = |h: u64| (h as usize & (slots - 1)) & !(WAYS - 1);
+    let (b1, b2) = (b(h), b(h >> 32));
+    // Distinct buckets, so that two choices are two.
+    [b1, if b2 == b1 { b1 ^ WAYS } else { b2 }]
 }
 
 impl Sightings {
@@ -79,11 +91,12 @@ impl Sightings {
         if self.slots.is_empty() {
             return None;
         }
-        let b = bucket_of(key, self.slots.len());
+        let [b1, b2] = buckets_of(key, self.slots.len());
         let cutoff = self.cutoff;
-        self.slots[b..b + WAYS]
-            .iter_mut()
-            .find(|s| s.key == key && s.last() >= cutoff)
+        let at = (b1..b1 + WAYS)
+            .chain(b2..b2 + WAYS)
+            .find(|i| self.slots[*i].key == key && self.slots[*i].last() >= cutoff)?;
+        Some(&mut self.slots[at])
     }
 
     /// Forget `key` (it was admitted to the exact map).
@@ -101,13 +114,19 @@ impl Sightings {
             self.slots = vec![Sighting::default(); MIN_SLOTS.min(self.max_slots)];
         }
         loop {
-            let b = bucket_of(s.key, self.slots.len());
-            let bucket = &self.slots[b..b + WAYS];
-            if let Some(i) = bucket.iter().position(|e| !self.live(e)) {
-                if self.slots[b + i].key == 0 {
+            let [b1, b2] = buckets_of(s.key, self.slots.len());
+            // The emptier of the two buckets (greedy two-choice keeps buckets even).
+            let free = |b: usize| {
+                (b..b + WAYS)
+                    .filter(|i| !self.live(&self.slots[*i]))
+                    .count()
+            };
+            let b = if free(b2) > free(b1) { b2 } else { b1 };
+            if let Some(i) = (b..b + WAYS).find(|i| !self.live(&self.slots[*i])) {
+                if self.slots[i].key == 0 {
                     self.occupied += 1;
                 }
-                self.slots[b + i] = s;
+                self.slots[i] = s;
                 return;
             }
             if self.slots.len() < self.max_slots {
@@ -115,34 +134,51 @@ impl Sightings {
                 continue;
             }
             // Full at the bound: overwrite the entry seen longest ago.
-            let i = (0..WAYS)
-                .min_by_key(|i| (self.slots[b + i].last(), self.slots[b + i].key))
-                .unwrap_or(0);
-            self.slots[b + i] = s;
+            let i = (b1..b1 + WAYS)
+                .chain(b2..b2 + WAYS)
+                .min_by_key(|i| (self.slots[*i].last(), self.slots[*i].key))
+                .unwrap_or(b1);
+            self.slots[i] = s;
             self.overwritten += 1;
             return;
         }
     }
 
+    /// Double the table (more if a live entry finds both its buckets full), up to `max_slots`.
     fn grow(&mut self) {
-        let old = std::mem::take(&mut self.slots);
-        self.slots = vec![Sighting::default(); old.len() * 2];
-        self.occupied = 0;
         let cutoff = self.cutoff;
-        for s in old.into_iter().filter(|s| s.key != 0 && s.last() >= cutoff) {
-            self.place(s);
+        let old = std::mem::take(&mut self.slots);
+        let min = old.len().max(MIN_SLOTS);
+        let live: Vec<Sighting> = old
+            .into_iter()
+            .filter(|s| s.key != 0 && s.last() >= cutoff)
+            .collect();
+        let mut len = min;
+        loop {
+            len = (len * 2).min(self.max_slots);
+            self.slots = vec![Sighting::default(); len];
+            self.occupied = 0;
+            let lost = live.iter().filter(|s| !self.place(**s)).count();
+            if lost == 0 || len >= self.max_slots {
+                // At the bound, what does not fit is lost, and counted.
+                self.overwritten += lost as u64;
+                return;
+            }
         }
     }
 
-    /// Re-insert a live entry without growing (after a resize or a restore).
-    fn place(&mut self, s: Sighting) {
-        let b = bucket_of(s.key, self.slots.len());
+    /// Put a live entry in a free slot of one of its buckets; false if both are full.
+    fn place(&mut self, s: Sighting) -> bool {
+        let [b1, b2] = buckets_of(s.key, self.slots.len());
+        let free = |b: usize| (b..b + WAYS).filter(|i| self.slots[*i].key == 0).count();
+        let b = if free(b2) > free(b1) { b2 } else { b1 };
         match (b..b + WAYS).find(|i| self.slots[*i].key == 0) {
             Some(i) => {
                 self.slots[i] = s;
                 self.occupied += 1;
+                true
             }
-            None => self.overwritten += 1,
+            None => false,
         }
     }
 
@@ -215,7 +251,7 @@ mod tests {
 
     #[test]
     fn exact_while_there_is_room_then_bounded() {
-        let mut t = Sightings::new(1 << 14);
+        let mut t = Sightings::new(1 << 15);
         for k in 1..=10_000u64 {
             t.insert(s(k, k as Ts));
         }
@@ -225,17 +261,17 @@ mod tests {
         );
         assert!((1..=10_000u64).all(|k| t.get_mut(k).is_some_and(|e| e.first == k as Ts)));
         assert_eq!(t.size().0, 10_000);
-        for k in 10_001..=40_000u64 {
+        for k in 10_001..=60_000u64 {
             t.insert(s(k, k as Ts));
         }
-        assert_eq!(t.size().1, (1 << 14) * 32, "never beyond max_slots");
-        assert!(t.overwritten >= 40_000 - (1 << 14), "losses are counted");
-        assert!(t.get_mut(40_000).is_some(), "the newest is kept");
+        assert_eq!(t.size().1, (1 << 15) * 32, "never beyond max_slots");
+        assert!(t.overwritten >= 60_000 - (1 << 15), "losses are counted");
+        assert!(t.get_mut(60_000).is_some(), "the newest is kept");
 
-        t.expire_before(39_000);
-        assert!(t.get_mut(38_999).is_none() && t.get_mut(39_000).is_some());
-        t.remove(39_000);
-        assert!(t.get_mut(39_000).is_none());
+        t.expire_before(59_000);
+        assert!(t.get_mut(58_999).is_none() && t.get_mut(59_000).is_some());
+        t.remove(59_000);
+        assert!(t.get_mut(59_000).is_none());
     }
 
     #[test]

@@ -1,0 +1,117 @@
+//! Names to small ids: accounts and posts keyed by a stable 64-bit hash, each with a value.
+
+use crate::detector::{key64, table_bytes, MapStats};
+use levee_model::Ts;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
+
+/// Names to monotonic ids, each with a value `V`. Ids are never reused, so a stale id
+/// can only miss. The hot map is keyed by [`key64`] of the name (no string compared
+/// or copied per event); the name is kept once, for alerts. Two names with the same
+/// key are one entity (see [`key64`] for the odds).
+///
+/// Serialized as an anonymous `(next, ids, names)` tuple: a generic struct would carry
+/// one name for every `V`, and the snapshot schema (traced by name) would see only the first.
+#[derive(Debug)]
+pub(super) struct Interner<V> {
+    /// key64(name) -> (id, last seen, value)
+    ids: FxHashMap<u64, (u32, Ts, V)>,
+    /// id -> (key64(name), name)
+    names: FxHashMap<u32, (u64, Box<str>)>,
+    next: u32,
+    /// Heap bytes of the names, kept as they change.
+    heap: usize,
+}
+
+impl<V: Serialize> Serialize for Interner<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.next, &self.ids, &self.names).serialize(s)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        type Parts<V> = (
+            u32,
+            FxHashMap<u64, (u32, Ts, V)>,
+            FxHashMap<u32, (u64, Box<str>)>,
+        );
+        let (next, ids, names) = Parts::<V>::deserialize(d)?;
+        let heap = names.values().map(|(_, n)| n.len() + 16).sum();
+        Ok(Interner {
+            ids,
+            names,
+            next,
+            heap,
+        })
+    }
+}
+
+impl<V: Default> Default for Interner<V> {
+    fn default() -> Self {
+        Interner {
+            ids: FxHashMap::default(),
+            names: FxHashMap::default(),
+            next: 0,
+            heap: 0,
+        }
+    }
+}
+
+impl<V: Default> Interner<V> {
+    /// The id and value of `s`, created if new (unless `cap` is reached); marks it seen at `ts`.
+    pub(super) fn get_or_insert(&mut self, s: &str, ts: Ts, cap: usize) -> Option<(u32, &mut V)> {
+        let key = key64(s);
+        let len = self.ids.len();
+        let (id, seen, v) = match self.ids.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if len >= cap => return None,
+            Entry::Vacant(e) => {
+                let id = self.next;
+                self.next = self.next.wrapping_add(1);
+                self.names.insert(id, (key, s.into()));
+                self.heap += s.len() + 16;
+                e.insert((id, ts, V::default()))
+            }
+        };
+        *seen = (*seen).max(ts);
+        Some((*id, v))
+    }
+
+    pub(super) fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(&id).map(|(_, n)| n.as_ref())
+    }
+
+    pub(super) fn value(&self, id: u32) -> Option<&V> {
+        let (key, _) = self.names.get(&id)?;
+        self.ids.get(key).map(|(_, _, v)| v)
+    }
+
+    /// Forget entries last seen before `cutoff`, showing each forgotten value to `dropped`.
+    pub(super) fn evict(&mut self, cutoff: Ts, mut dropped: impl FnMut(&V)) {
+        let mut gone = Vec::new();
+        self.ids.retain(|_, (id, seen, v)| {
+            let keep = *seen >= cutoff;
+            if !keep {
+                gone.push(*id);
+                dropped(v);
+            }
+            keep
+        });
+        for id in &gone {
+            if let Some((_, n)) = self.names.remove(id) {
+                self.heap -= n.len() + 16;
+            }
+        }
+    }
+
+    pub(super) fn map_stats(&self, map: &'static str, value_heap: usize) -> MapStats {
+        MapStats {
+            map,
+            entries: self.ids.len() as u64,
+            bytes: table_bytes::<u64, (u32, Ts, V)>(self.ids.capacity(), self.heap + value_heap)
+                + table_bytes::<u32, (u64, Box<str>)>(self.names.capacity(), 0),
+        }
+    }
+}
