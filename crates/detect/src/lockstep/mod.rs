@@ -88,7 +88,7 @@ impl Default for LockstepConfig {
             max_accounts: 4_000_000,
             max_targets: 2_000_000,
             max_pairs: 8_000_000,
-            max_single_pairs: 4 << 20,
+            max_single_pairs: 2 << 20,
             findings: FindingsConfig {
                 close_after_ms: 6 * 3_600_000,
                 ..FindingsConfig::default()
