@@ -1,7 +1,8 @@
 //! Lockstep memory under hostile load: resident memory per million active accounts.
 //!
 //! `cargo bench -p levee-detect --bench lockstep_memory` prints, for each load, the
-//! growth of resident memory (VmRSS) while the detector holds the state, its entries,
+//! growth of resident memory (VmRSS) while the detector holds the state, its entries and
+//! bytes by its own count,
 //! cap hits and throughput. Linux only (reads /proc/self/status).
 
 use levee_detect::{Detector, DetectorKind, Lockstep, LockstepConfig};
@@ -53,10 +54,11 @@ fn measure(name: &str, events: Vec<Event<'static>>) {
     let grown = rss_mib() - before;
     let s = d.stats();
     println!(
-        "{name}: {} events, {:.2} M events/s | state {} entries, +{grown:.0} MiB resident | cap hits {} | alerts {}",
+        "{name}: {} events, {:.2} M events/s | state {} entries, ~{:.0} MiB by its own count, +{grown:.0} MiB resident | cap hits {} | alerts {}",
         events.len(),
         events.len() as f64 / secs / 1e6,
         s.entries(),
+        s.bytes() as f64 / (1 << 20) as f64,
         s.cap_hits,
         out.len()
     );
@@ -94,4 +96,27 @@ fn main() {
         })
         .collect();
     measure("1M engagers on one post in 1 min", flood);
+    // 5M distinct accounts, each engaging once, on 1M posts within an hour.
+    let mut once: Vec<Event<'static>> = (0..5_000_000u64)
+        .map(|i| {
+            engage(
+                next(3_600_000) as i64,
+                format!("o{i:07}"),
+                format!("post{}", next(1_000_000)),
+            )
+        })
+        .collect();
+    once.sort_by_key(|e| e.ts);
+    measure("5M distinct accounts engaging once in 1 h", once);
+    // A flood of new target ids: 5M distinct posts, each engaged once by 100k accounts.
+    let targets: Vec<Event<'static>> = (0..5_000_000u64)
+        .map(|i| {
+            engage(
+                (i * 3_600) as i64 / 5_000,
+                format!("t{}", next(100_000)),
+                format!("new{i:07}"),
+            )
+        })
+        .collect();
+    measure("5M new target ids in 1 h", targets);
 }
