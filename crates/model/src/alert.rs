@@ -117,12 +117,17 @@ pub struct Window {
 /// FNV-1a 64 over the parts (each followed by a 0xff separator): the same on every
 /// platform, Rust version and run, unlike `std`'s `DefaultHasher`.
 pub fn stable_id(kind: AlertKind, parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0xff)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    let h = fnv1a64(
+        parts
+            .iter()
+            .flat_map(|p| p.bytes().chain(std::iter::once(0xff))),
+    );
     format!("{}-{h:016x}", kind.id_prefix())
+}
+
+/// FNV-1a 64 of `bytes`: stable across platforms, Rust versions and runs.
+pub fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }

@@ -12,7 +12,7 @@ mod decode;
 mod event;
 mod reason;
 
-pub use alert::{stable_id, Alert, AlertKind, Severity, Window, ALERT_CONTRACT_VERSION};
+pub use alert::{fnv1a64, stable_id, Alert, AlertKind, Severity, Window, ALERT_CONTRACT_VERSION};
 pub use decode::{decode, DecodeError, Limits};
 pub use event::{Body, EngageAction, Event, EventType, FollowAction, HotlistAction, Ts};
 pub use reason::Reason;

@@ -74,11 +74,7 @@ pub fn schema() -> &'static str {
     static SCHEMA: OnceLock<String> = OnceLock::new();
     SCHEMA.get_or_init(|| {
         let shape = schema_shape();
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in shape.bytes().chain(STATE_EPOCH.to_le_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        let h = levee_model::fnv1a64(shape.bytes().chain(STATE_EPOCH.to_le_bytes()));
         format!("{h:016x}")
     })
 }

@@ -37,6 +37,11 @@ impl Sighting {
         self.first + Ts::from(self.last_delta)
     }
 
+    /// Holds a pair not yet expired at `cutoff` (an empty slot never does).
+    fn live(&self, cutoff: Ts) -> bool {
+        self.key != 0 && self.last() >= cutoff
+    }
+
     pub fn see(&mut self, ts: Ts) {
         let last = self.last().max(ts);
         self.first = self.first.min(ts);
@@ -82,10 +87,6 @@ impl Sightings {
         }
     }
 
-    fn live(&self, s: &Sighting) -> bool {
-        s.key != 0 && s.last() >= self.cutoff
-    }
-
     /// The live first sighting of `key`, if any.
     pub fn get_mut(&mut self, key: u64) -> Option<&mut Sighting> {
         if self.slots.is_empty() {
@@ -95,7 +96,7 @@ impl Sightings {
         let cutoff = self.cutoff;
         let at = (b1..b1 + WAYS)
             .chain(b2..b2 + WAYS)
-            .find(|i| self.slots[*i].key == key && self.slots[*i].last() >= cutoff)?;
+            .find(|i| self.slots[*i].key == key && self.slots[*i].live(cutoff))?;
         Some(&mut self.slots[at])
     }
 
@@ -118,11 +119,11 @@ impl Sightings {
             // The emptier of the two buckets (greedy two-choice keeps buckets even).
             let free = |b: usize| {
                 (b..b + WAYS)
-                    .filter(|i| !self.live(&self.slots[*i]))
+                    .filter(|i| !self.slots[*i].live(self.cutoff))
                     .count()
             };
             let b = if free(b2) > free(b1) { b2 } else { b1 };
-            if let Some(i) = (b..b + WAYS).find(|i| !self.live(&self.slots[*i])) {
+            if let Some(i) = (b..b + WAYS).find(|i| !self.slots[*i].live(self.cutoff)) {
                 if self.slots[i].key == 0 {
                     self.occupied += 1;
                 }
@@ -149,10 +150,7 @@ impl Sightings {
         let cutoff = self.cutoff;
         let old = std::mem::take(&mut self.slots);
         let min = old.len().max(MIN_SLOTS);
-        let live: Vec<Sighting> = old
-            .into_iter()
-            .filter(|s| s.key != 0 && s.last() >= cutoff)
-            .collect();
+        let live: Vec<Sighting> = old.into_iter().filter(|s| s.live(cutoff)).collect();
         let mut len = min;
         loop {
             len = (len * 2).min(self.max_slots);
@@ -196,7 +194,7 @@ impl Sightings {
     }
 
     fn entries(&self) -> impl Iterator<Item = &Sighting> {
-        self.slots.iter().filter(|s| self.live(s))
+        self.slots.iter().filter(|s| s.live(self.cutoff))
     }
 }
 
