@@ -58,6 +58,45 @@ pub trait DetectorConfig:
     fn validate(&self) -> Result<(), String>;
 }
 
+/// A detector's memory budget: its own byte count ([`DetectorStats::bytes`]) checked on
+/// event-time ticks. While over, the detector admits no new keys (each refusal counted in
+/// `hits`) and shrinks its tables on the next sweep; existing entries keep their evidence.
+/// The check is per tick, so the budget can be overshot by one tick's worth of growth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub max_bytes: u64,
+    over: bool,
+    /// Keys refused because the detector was over its budget (cumulative).
+    pub hits: u64,
+}
+
+impl Budget {
+    pub fn new(max_bytes: u64) -> Self {
+        Budget {
+            max_bytes,
+            ..Budget::default()
+        }
+    }
+
+    /// Compare the detector's current byte count with the budget; true when over.
+    pub fn check(&mut self, bytes: u64) -> bool {
+        self.over = bytes > self.max_bytes;
+        self.over
+    }
+
+    pub fn is_over(&self) -> bool {
+        self.over
+    }
+
+    /// Whether a new key may be admitted now; a refusal is counted.
+    pub fn admits(&mut self) -> bool {
+        if self.over {
+            self.hits += 1;
+        }
+        !self.over
+    }
+}
+
 /// The size of one map a detector keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapStats {
@@ -75,6 +114,8 @@ pub struct DetectorStats {
     pub maps: Vec<MapStats>,
     /// Times (cumulative) an insert was refused or an entry evicted because a cap was reached.
     pub cap_hits: u64,
+    /// The configured memory budget and the keys it refused (cumulative).
+    pub budget: Budget,
 }
 
 impl DetectorStats {

@@ -5,7 +5,8 @@
 //! accounts seen on it later join the finding, which is re-emitted on material change.
 
 use crate::detector::{
-    key64, table_bytes, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
+    key64, table_bytes, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every,
+    MapStats,
 };
 use crate::findings::{Figure, Findings, FindingsConfig};
 use levee_model::{stable_id, Alert, AlertKind, Event, Ts};
@@ -26,6 +27,9 @@ pub struct DeviceFarmConfig {
     pub max_devices: usize,
     /// Accounts tracked per device within the window; beyond it, counted and ignored.
     pub max_accounts_per_device: usize,
+    /// Memory budget of the detector (its own byte count, checked every tick): while
+    /// over, no new devices or device accounts are admitted (`levee_detector_budget_hits_total`).
+    pub max_state_bytes: u64,
     pub findings: FindingsConfig,
 }
 
@@ -37,6 +41,7 @@ impl Default for DeviceFarmConfig {
             min_accounts: 8,
             max_devices: 1_000_000,
             max_accounts_per_device: 512,
+            max_state_bytes: 256 << 20,
             findings: FindingsConfig {
                 close_after_ms: 3_600_000,
                 max_members: 512,
@@ -55,6 +60,7 @@ impl DetectorConfig for DeviceFarmConfig {
         if self.window_ms <= 0
             || self.min_accounts < 2
             || self.max_devices == 0
+            || self.max_state_bytes == 0
             || self.max_accounts_per_device < self.min_accounts
             || self.findings.max_members < self.min_accounts
         {
@@ -100,6 +106,7 @@ pub struct DeviceFarm {
     accounts: usize,
     name_bytes: usize,
     cap_hits: u64,
+    budget: Budget,
 }
 
 impl DetectorKind for DeviceFarm {
@@ -113,6 +120,7 @@ impl DetectorKind for DeviceFarm {
             findings: Findings::new(cfg.findings.clone()),
             // Sweeping scans every device: every eighth of a window, not every tick.
             sweep: Every::new((cfg.window_ms / 8).max(1)),
+            budget: Budget::new(cfg.max_state_bytes),
             cfg,
             devices: FxHashMap::default(),
             accounts: 0,
@@ -158,6 +166,7 @@ impl Detector for DeviceFarm {
                 self.cap_hits += 1;
                 return;
             }
+            Entry::Vacant(_) if !self.budget.admits() => return,
             Entry::Vacant(v) => {
                 self.name_bytes += device.len() + 16;
                 v.insert(DeviceState {
@@ -176,6 +185,7 @@ impl Detector for DeviceFarm {
                 self.cap_hits += 1;
                 return;
             }
+            None if !self.budget.admits() => return,
             None => {
                 st.recent.push(Recent {
                     key,
@@ -225,7 +235,12 @@ impl Detector for DeviceFarm {
         self.findings.tick::<Self>(watermark, out);
         if self.sweep.due(watermark) {
             self.sweep(watermark);
+            if self.budget.is_over() {
+                self.devices.shrink_to_fit();
+            }
         }
+        let bytes = self.stats().bytes();
+        self.budget.check(bytes);
     }
 
     fn on_flush(&mut self, out: &mut Vec<Alert>) {
@@ -250,6 +265,7 @@ impl Detector for DeviceFarm {
                 members,
             ],
             cap_hits: self.cap_hits + self.findings.cap_hits(),
+            budget: self.budget,
         }
     }
 }

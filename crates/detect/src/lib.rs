@@ -23,7 +23,9 @@ pub mod findings;
 pub mod lockstep;
 mod registry;
 
-pub use detector::{Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats};
+pub use detector::{
+    Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
+};
 pub use device_farm::{DeviceFarm, DeviceFarmConfig};
 pub use findings::{Figure, Findings, FindingsConfig};
 pub use lockstep::{Lockstep, LockstepConfig};

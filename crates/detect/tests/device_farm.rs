@@ -175,3 +175,33 @@ fn identical_input_gives_identical_ids() {
     assert_eq!(a.len(), 2);
     assert_ne!(a[0].0, a[1].0);
 }
+
+/// Distinct devices flooding in: the byte budget holds them near it and counts refusals.
+#[test]
+fn the_memory_budget_bounds_devices_and_counts_refusals() {
+    let steps = |n: u32| -> Vec<Step> {
+        (0..n / 1_000)
+            .flat_map(|s| {
+                let logins = (0..1_000)
+                    .map(|i| {
+                        let k = s * 1_000 + i;
+                        (i64::from(s), format!("acct{k}"), format!("device-{k}"))
+                    })
+                    .collect();
+                [Step::Logins(logins), Step::Tick(i64::from(s))]
+            })
+            .collect()
+    };
+    let free = DetectorsConfig::default();
+    let (_, unbounded) = run(&free, steps(100_000));
+    assert_eq!(unbounded.budget.hits, 0, "{unbounded:?}");
+    let budget = unbounded.bytes() / 8;
+    let mut tight = free.clone();
+    tight.device_farm.max_state_bytes = budget;
+    let (_, bounded) = run(&tight, steps(100_000));
+    assert!(bounded.bytes() <= 2 * budget, "{bounded:?} vs {budget}");
+    assert!(
+        bounded.budget.hits > 50_000,
+        "refusals are counted: {bounded:?}"
+    );
+}

@@ -242,3 +242,35 @@ fn same_input_same_alerts() {
     let ids: std::collections::BTreeSet<&String> = x.iter().map(|a| &a.0).collect();
     assert_eq!(ids.len(), 2, "two farms, two findings");
 }
+
+/// A flood of distinct accounts and posts: with a byte budget the detector's own count
+/// stays near it (one tick's growth plus one table doubling), refusals are counted as
+/// budget hits, and without the budget the same flood grows far past it.
+#[test]
+fn the_memory_budget_bounds_bytes_and_counts_refusals() {
+    let e: Vec<Eng> = (0..300_000)
+        .map(|i: i64| (i / 2, format!("acct{i}"), format!("post{}", i / 3)))
+        .collect();
+    let budget = 4 << 20;
+    let free = LockstepConfig::default();
+    let (_, unbounded) = check(free.clone(), e.clone());
+    assert_eq!(
+        unbounded.budget.hits, 0,
+        "no pressure, no hits: {unbounded:?}"
+    );
+    assert!(
+        unbounded.bytes() > 4 * budget,
+        "the flood needs the budget: {unbounded:?}"
+    );
+    let tight = LockstepConfig {
+        max_state_bytes: budget,
+        ..free
+    };
+    let (_, bounded) = check(tight, e);
+    assert_eq!(bounded.budget.max_bytes, budget);
+    assert!(bounded.bytes() <= 2 * budget, "{bounded:?}");
+    assert!(
+        bounded.budget.hits > 100_000,
+        "refusals are counted: {bounded:?}"
+    );
+}

@@ -22,6 +22,8 @@ pub struct Metrics {
     state_bytes: IntGaugeVec,
     snapshot_restores: IntCounterVec,
     cap_hits: IntCounterVec,
+    budget_hits: IntCounterVec,
+    budget_bytes: IntGaugeVec,
     watermark: IntGauge,
     errors: IntCounterVec,
     batch_seconds: Histogram,
@@ -36,7 +38,8 @@ pub struct Metrics {
     pauses: IntCounter,
     /// What was last published, so each batch adds only its delta.
     published: Counters,
-    published_caps: Vec<(&'static str, u64)>,
+    /// Per detector: (cap hits, budget hits) last published.
+    published_caps: Vec<(&'static str, u64, u64)>,
 }
 
 impl Metrics {
@@ -78,6 +81,19 @@ impl Metrics {
             "Inserts refused or entries evicted because a detector cap was reached.",
             "detector",
         )?;
+        let budget_hits = counter_vec(
+            "levee_detector_budget_hits_total",
+            "New keys a detector refused because it was over its memory budget.",
+            "detector",
+        )?;
+        let budget_bytes = IntGaugeVec::new(
+            Opts::new(
+                "levee_detector_state_budget_bytes",
+                "A detector's configured memory budget (compare with levee_detector_state_bytes).",
+            ),
+            &["detector"],
+        )?;
+        registry.register(Box::new(budget_bytes.clone()))?;
         let state_entries = IntGaugeVec::new(
             Opts::new(
                 "levee_detector_state_entries",
@@ -197,6 +213,8 @@ impl Metrics {
             state_bytes,
             snapshot_restores,
             cap_hits,
+            budget_hits,
+            budget_bytes,
             watermark,
             errors,
             batch_seconds,
@@ -278,16 +296,25 @@ impl Metrics {
                     .with_label_values(&labels)
                     .set(i64::try_from(m.bytes).unwrap_or(i64::MAX));
             }
-            let before = self
+            let (caps, budget) = self
                 .published_caps
                 .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0, |(_, v)| *v);
+                .find(|(n, _, _)| n == name)
+                .map_or((0, 0), |(_, c, b)| (*c, *b));
             self.cap_hits
                 .with_label_values(&[name])
-                .inc_by(s.cap_hits.saturating_sub(before));
+                .inc_by(s.cap_hits.saturating_sub(caps));
+            self.budget_hits
+                .with_label_values(&[name])
+                .inc_by(s.budget.hits.saturating_sub(budget));
+            self.budget_bytes
+                .with_label_values(&[name])
+                .set(i64::try_from(s.budget.max_bytes).unwrap_or(i64::MAX));
         }
-        self.published_caps = detectors.iter().map(|(n, s)| (*n, s.cap_hits)).collect();
+        self.published_caps = detectors
+            .iter()
+            .map(|(n, s)| (*n, s.cap_hits, s.budget.hits))
+            .collect();
         if let Some(wm) = watermark {
             self.watermark.set(wm);
         }

@@ -106,6 +106,12 @@ impl<V: Default> Interner<V> {
         }
     }
 
+    /// Give back table memory beyond what the entries need (under memory pressure).
+    pub(super) fn shrink(&mut self) {
+        self.ids.shrink_to_fit();
+        self.names.shrink_to_fit();
+    }
+
     pub(super) fn map_stats(&self, map: &'static str, value_heap: usize) -> MapStats {
         MapStats {
             map,

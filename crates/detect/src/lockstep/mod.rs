@@ -16,7 +16,7 @@ use interner::Interner;
 use sightings::{Sighting, Sightings};
 
 use crate::detector::{
-    table_bytes, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
+    table_bytes, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
 };
 use crate::findings::{Figure, Findings, FindingsConfig};
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
@@ -64,6 +64,10 @@ pub struct LockstepConfig {
     /// Slots for pairs seen on one target only (32 bytes each; the table grows to this).
     /// Beyond it the oldest first sighting is overwritten (a cap hit).
     pub max_single_pairs: usize,
+    /// Memory budget of the whole detector (its own byte count, checked every tick):
+    /// while over, no new accounts, posts or pairs are admitted and the first-sighting
+    /// table stops growing (counted in `levee_detector_budget_hits_total`).
+    pub max_state_bytes: u64,
     /// Revisions, members per alert and the bound on findings.
     pub findings: FindingsConfig,
 }
@@ -89,6 +93,7 @@ impl Default for LockstepConfig {
             max_targets: 2_000_000,
             max_pairs: 8_000_000,
             max_single_pairs: 2 << 20,
+            max_state_bytes: 512 << 20,
             findings: FindingsConfig {
                 close_after_ms: 6 * 3_600_000,
                 ..FindingsConfig::default()
@@ -119,6 +124,7 @@ impl DetectorConfig for LockstepConfig {
             || self.max_targets == 0
             || self.max_pairs == 0
             || self.max_single_pairs == 0
+            || self.max_state_bytes == 0
         {
             return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap <= 1, pair_horizon_ms >= single_pair_ttl_ms".into());
         }
@@ -187,6 +193,7 @@ pub struct Lockstep {
     /// Engagers held in posts' recent lists (for stats).
     recent_entries: usize,
     cap_hits: u64,
+    budget: Budget,
 }
 
 impl DetectorKind for Lockstep {
@@ -201,6 +208,7 @@ impl DetectorKind for Lockstep {
             detect_every: Every::new(cfg.detect_interval_ms),
             sightings: Sightings::new(cfg.max_single_pairs),
             sweep_every: Every::new((cfg.single_pair_ttl_ms / 4).max(1)),
+            budget: Budget::new(cfg.max_state_bytes),
             cfg,
             accounts: Interner::default(),
             posts: Interner::default(),
@@ -219,14 +227,19 @@ impl DetectorKind for Lockstep {
 impl Lockstep {
     fn engage(&mut self, account: &str, post: &str, ts: Ts) {
         let cfg = &self.cfg;
-        let Some((a, engagements)) = self.accounts.get_or_insert(account, ts, cfg.max_accounts)
+        // Over the memory budget, only known accounts and posts are served (cap 0).
+        let over = self.budget.is_over();
+        let cap = |max: usize| if over { 0 } else { max };
+        let Some((a, engagements)) =
+            self.accounts
+                .get_or_insert(account, ts, cap(cfg.max_accounts))
         else {
-            self.cap_hits += 1;
+            self.refused(over);
             return;
         };
         *engagements = engagements.saturating_add(1);
-        let Some((p, degree)) = self.posts.get_or_insert(post, ts, cfg.max_targets) else {
-            self.cap_hits += 1;
+        let Some((p, degree)) = self.posts.get_or_insert(post, ts, cap(cfg.max_targets)) else {
+            self.refused(over);
             return;
         };
         *degree = degree.saturating_add(1);
@@ -256,10 +269,23 @@ impl Lockstep {
         t.recent.push_back((a, ts));
         self.recent_entries += 1;
         let may_create = degree <= cfg.max_pairing_degree;
+        let touched = partners
+            .iter()
+            .fold(0, |x, &(b, _)| x ^ self.sightings.touch(pair_key(a, b)));
+        std::hint::black_box(touched);
         for &(b, at) in &partners {
             self.co_engaged(a, b, p, ts, (ts - at).abs(), degree, may_create);
         }
         self.partners = partners;
+    }
+
+    /// Count a refused insert: against the memory budget when over it, else a count cap.
+    fn refused(&mut self, over_budget: bool) {
+        if over_budget {
+            self.budget.admits();
+        } else {
+            self.cap_hits += 1;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -300,6 +326,9 @@ impl Lockstep {
                     self.cap_hits += 1;
                     return;
                 }
+                if !self.budget.admits() {
+                    return;
+                }
                 let first = *first;
                 self.sightings.remove(key);
                 let mut targets = [u32::MAX; PAIR_TARGETS];
@@ -338,6 +367,16 @@ impl Lockstep {
                 self.add_edge(a, b);
             }
         }
+    }
+
+    /// Give back table memory the entries do not need (over the memory budget, after a sweep).
+    fn shrink(&mut self) {
+        self.accounts.shrink();
+        self.posts.shrink();
+        self.active.shrink_to_fit();
+        self.pairs.shrink_to_fit();
+        self.adj.shrink_to_fit();
+        self.touched.shrink_to_fit();
     }
 
     /// Forget old pairs, targets and accounts (event time).
@@ -524,7 +563,12 @@ impl Detector for Lockstep {
         self.findings.tick::<Self>(watermark, out);
         if self.sweep_every.due(watermark) {
             self.sweep(watermark);
+            if self.budget.is_over() {
+                self.shrink();
+            }
         }
+        let bytes = self.stats().bytes();
+        self.sightings.frozen = self.budget.check(bytes);
     }
 
     fn on_flush(&mut self, out: &mut Vec<Alert>) {
@@ -571,6 +615,7 @@ impl Detector for Lockstep {
                 members,
             ],
             cap_hits: self.cap_hits + self.sightings.overwritten + self.findings.cap_hits(),
+            budget: self.budget,
         }
     }
 }

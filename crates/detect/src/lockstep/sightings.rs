@@ -58,8 +58,11 @@ pub struct Sightings {
     cutoff: Ts,
     /// Non-empty slots (live or expired).
     occupied: usize,
-    /// Live entries overwritten because the table was full at `max_slots`.
+    /// Live entries overwritten because the table was full at `max_slots` (or frozen).
     pub overwritten: u64,
+    /// No growth while set (the detector is over its memory budget): a full bucket
+    /// overwrites its oldest entry, as at the bound.
+    pub frozen: bool,
 }
 
 /// The two buckets (first slot index of each) `key` may live in.
@@ -100,6 +103,17 @@ impl Sightings {
         Some(&mut self.slots[at])
     }
 
+    /// Read the first word of both buckets of `key` and return it: a pass of these over
+    /// all partners of an engagement before the real lookups lets their cache misses
+    /// overlap (independent loads), instead of one stalled miss per lookup.
+    pub fn touch(&self, key: u64) -> u64 {
+        if self.slots.is_empty() {
+            return 0;
+        }
+        let [b1, b2] = buckets_of(key, self.slots.len());
+        self.slots[b1].key ^ self.slots[b2].key
+    }
+
     /// Forget `key` (it was admitted to the exact map).
     pub fn remove(&mut self, key: u64) {
         if let Some(s) = self.get_mut(key) {
@@ -130,7 +144,7 @@ impl Sightings {
                 self.slots[i] = s;
                 return;
             }
-            if self.slots.len() < self.max_slots {
+            if self.slots.len() < self.max_slots && !self.frozen {
                 self.grow();
                 continue;
             }
