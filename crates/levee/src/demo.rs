@@ -1,6 +1,7 @@
 //! `levee demo`: generate a scenario, run every detector over it in file mode, evaluate.
 
-use crate::io::{evaluate_files, write_scenario};
+use crate::gen::write_scenario;
+use crate::io::evaluate_files;
 use crate::run::run_file;
 use anyhow::Context;
 use levee_runtime::LeveeConfig;
@@ -11,17 +12,16 @@ use std::time::Instant;
 pub fn demo(scenario: &ScenarioConfig, out: &Path, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = LeveeConfig::from_env_and_file(config).context("loading configuration")?;
     let t = Instant::now();
-    let s = levee_sim::generate(scenario);
-    let (events, truth) = write_scenario(&s, out)?;
+    let w = write_scenario(scenario, out)?;
     eprintln!(
         "generated {} events ({} organic accounts, {} planted groups) in {:.1} s -> {}",
-        s.events.len(),
-        s.truth.organic_accounts,
-        s.truth.groups.len(),
+        w.events,
+        w.truth.organic_accounts,
+        w.truth.groups.len(),
         t.elapsed().as_secs_f64(),
-        events.display()
+        w.events_path.display()
     );
-    drop(s);
+    let (events, truth) = (w.events_path, w.truth_path);
     let alerts = out.join("alerts.jsonl");
     let report = run_file(
         &cfg,

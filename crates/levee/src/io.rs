@@ -1,30 +1,12 @@
-//! File helpers shared by the subcommands: scenario output, alert loading, lazy files.
+//! File helpers shared by the subcommands: alert loading, scoring files, lazy output files.
 
 use anyhow::Context;
 use levee_model::Alert;
 use levee_sim::eval::{evaluate, EvalReport};
-use levee_sim::{Scenario, Truth};
+use levee_sim::Truth;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Write `DIR/events.jsonl` and `DIR/truth.json`; return their paths.
-pub fn write_scenario(s: &Scenario, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let events = dir.join("events.jsonl");
-    let mut w = BufWriter::new(
-        File::create(&events).with_context(|| format!("creating {}", events.display()))?,
-    );
-    for e in &s.events {
-        serde_json::to_writer(&mut w, e)?;
-        w.write_all(b"\n")?;
-    }
-    w.flush()?;
-    let truth = dir.join("truth.json");
-    std::fs::write(&truth, serde_json::to_string_pretty(&s.truth)?)
-        .with_context(|| format!("writing {}", truth.display()))?;
-    Ok((events, truth))
-}
 
 /// Read every alert (all revisions) from a JSON Lines file.
 pub fn read_alerts(path: &Path) -> anyhow::Result<Vec<Alert>> {

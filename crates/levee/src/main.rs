@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod gen;
 mod io;
 mod run;
 mod serve;
@@ -96,14 +97,13 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run(args) => run::run(&args),
         Cmd::Serve { config } => serve::serve(config.as_deref()),
         Cmd::Gen { scenario, out } => {
-            let s = levee_sim::generate(&scenario.config());
-            let (events, truth) = io::write_scenario(&s, &out)?;
+            let w = gen::write_scenario(&scenario.config(), &out)?;
             eprintln!(
                 "wrote {} events to {} and {} planted groups to {}",
-                s.events.len(),
-                events.display(),
-                s.truth.groups.len(),
-                truth.display()
+                w.events,
+                w.events_path.display(),
+                w.truth.groups.len(),
+                w.truth_path.display()
             );
             Ok(())
         }

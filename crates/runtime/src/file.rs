@@ -109,6 +109,22 @@ pub struct Report {
     pub elapsed: Duration,
     /// Most bytes and records the reorder buffer held at a batch boundary.
     pub held_peak: (usize, usize),
+    /// The process's peak resident memory at the end of the run (Linux `VmHWM`).
+    pub peak_rss: Option<u64>,
+}
+
+/// The process's peak resident set size in bytes, from `/proc/self/status` (`None` off Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 impl Report {
@@ -159,6 +175,9 @@ impl fmt::Display for Report {
             self.held_peak.1,
             c.reorder_overflow
         )?;
+        if let Some(rss) = self.peak_rss {
+            writeln!(f, "memory       peak RSS {:.1} MB", rss as f64 / 1e6)?;
+        }
         writeln!(
             f,
             "dead letters {} ({})",
@@ -269,5 +288,6 @@ pub fn run_jsonl<R: BufRead, A: Write, D: Write>(
         bytes: source.bytes_read(),
         elapsed: start.elapsed(),
         held_peak,
+        peak_rss: peak_rss_bytes(),
     })
 }

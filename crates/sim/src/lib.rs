@@ -18,8 +18,6 @@ mod world;
 pub use truth::{Cohort, Group, Truth};
 
 use levee_model::{Event, Ts};
-use rand::{Rng, SeedableRng};
-use rng::SimRng;
 use serde::{Deserialize, Serialize};
 use world::World;
 
@@ -59,42 +57,38 @@ pub struct Scenario {
     pub truth: Truth,
 }
 
-/// Generate a scenario. Deterministic: the same config gives the same events and truth.
-pub fn generate(cfg: &ScenarioConfig) -> Scenario {
-    let mut w = World::new(cfg.clone());
+/// Where the generator hands its events, in emission order, each with its arrival
+/// time. Arrival order is the events sorted by (arrival, emission order): a sink may
+/// sort in memory ([`generate`]) or spill to disk in arrival-time buckets and sort
+/// each (`levee gen`), so a large scenario need not be held in memory.
+pub trait EventSink {
+    fn push(&mut self, arrival: Ts, event: Event<'static>);
+}
+
+/// Generate a scenario into `sink`; return what was planted. Deterministic: the same
+/// config gives the same events, in the same order, and the same truth.
+pub fn generate_into(cfg: &ScenarioConfig, sink: &mut dyn EventSink) -> Truth {
+    let mut w = World::new(cfg.clone(), sink);
     organic::background(&mut w);
     organic::hard_negatives(&mut w);
     planted::all(&mut w);
-    let mut rng = SimRng::seed_from_u64(cfg.seed.rotate_left(7) ^ 0x5eed_0dd3);
-    let (events, truth) = w.finish();
-    let events = arrival_order(events, cfg, &mut rng);
-    Scenario { events, truth }
+    w.finish()
 }
 
-/// Sort by event time plus a bounded random delay, so arrival is almost ordered.
-fn arrival_order(
-    events: Vec<Event<'static>>,
-    cfg: &ScenarioConfig,
-    rng: &mut SimRng,
-) -> Vec<Event<'static>> {
-    let mut keys: Vec<(Ts, usize)> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let late = rng.gen_bool(cfg.late_fraction.clamp(0.0, 1.0));
-            let delay = if late {
-                rng.gen_range(15_000..45_000)
-            } else {
-                rng.gen_range(0..cfg.disorder_ms.max(1))
-            };
-            (e.ts + delay, i)
-        })
-        .collect();
-    keys.sort_unstable();
-    let mut slots: Vec<Option<Event<'static>>> = events.into_iter().map(Some).collect();
-    keys.into_iter()
-        .filter_map(|(_, i)| slots[i].take())
-        .collect()
+/// Generate a scenario in memory, its events in arrival order.
+pub fn generate(cfg: &ScenarioConfig) -> Scenario {
+    struct Collect(Vec<(Ts, Event<'static>)>);
+    impl EventSink for Collect {
+        fn push(&mut self, arrival: Ts, event: Event<'static>) {
+            self.0.push((arrival, event));
+        }
+    }
+    let mut sink = Collect(Vec::new());
+    let truth = generate_into(cfg, &mut sink);
+    // A stable sort: ties keep emission order.
+    sink.0.sort_by_key(|(arrival, _)| *arrival);
+    let events = sink.0.into_iter().map(|(_, e)| e).collect();
+    Scenario { events, truth }
 }
 
 #[cfg(test)]

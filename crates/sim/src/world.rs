@@ -2,7 +2,7 @@
 
 use crate::rng::{lognormal, pareto, Ids, SimRng};
 use crate::truth::{Cohort, Group, Truth};
-use crate::ScenarioConfig;
+use crate::{EventSink, ScenarioConfig};
 use levee_model::{AlertKind, Body, EngageAction, Event, Ts};
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::seq::SliceRandom;
@@ -48,17 +48,19 @@ pub struct Post {
     pub appeal: f64,
 }
 
-#[derive(Debug)]
-pub struct World {
+pub struct World<'a> {
     pub cfg: ScenarioConfig,
     pub rng: SimRng,
+    /// Draws each event's arrival delay, in emission order (its own stream, so the
+    /// world's draws do not depend on it).
+    arrival_rng: SimRng,
+    sink: &'a mut dyn EventSink,
     pub ids: Ids,
     pub start: Ts,
     pub end: Ts,
     /// Organic accounts. Planted accounts are created by `planted` and never stored here.
     pub accounts: Vec<Account>,
     pub posts: Vec<Post>,
-    pub events: Vec<Event<'static>>,
     pub groups: Vec<Group>,
     pub cohorts: Vec<Cohort>,
     post_index: Option<PostIndex>,
@@ -71,9 +73,10 @@ struct PostIndex {
     buckets: Vec<(Vec<usize>, Option<WeightedIndex<f64>>)>,
 }
 
-impl World {
-    pub fn new(cfg: ScenarioConfig) -> Self {
+impl<'a> World<'a> {
+    pub fn new(cfg: ScenarioConfig, sink: &'a mut dyn EventSink) -> Self {
         let rng = SimRng::seed_from_u64(cfg.seed);
+        let arrival_rng = SimRng::seed_from_u64(cfg.seed.rotate_left(7) ^ 0x5eed_0dd3);
         let start = cfg.start_ts;
         let end = start + i64::from(cfg.hours.max(1)) * HOUR;
         let ua_dist = WeightedIndex::new(UAS.iter().map(|(_, w)| *w))
@@ -81,12 +84,13 @@ impl World {
         World {
             cfg,
             rng,
+            arrival_rng,
+            sink,
             ids: Ids::default(),
             start,
             end,
             accounts: Vec::new(),
             posts: Vec::new(),
-            events: Vec::new(),
             groups: Vec::new(),
             cohorts: Vec::new(),
             post_index: None,
@@ -171,10 +175,19 @@ impl World {
         }
     }
 
-    /// Record an event by `a` at `ts`.
+    /// Record an event by `a` at `ts`: hand it to the sink with its arrival time (event
+    /// time plus a bounded random delay; a few are late by 15 to 45 s).
     pub fn emit(&mut self, a: &Account, ts: Ts, body: Body<'static>) {
         let created = (a.created <= ts).then_some(a.created);
-        self.events.push(Event {
+        let late = self
+            .arrival_rng
+            .gen_bool(self.cfg.late_fraction.clamp(0.0, 1.0));
+        let delay = if late {
+            self.arrival_rng.gen_range(15_000..45_000)
+        } else {
+            self.arrival_rng.gen_range(0..self.cfg.disorder_ms.max(1))
+        };
+        let event = Event {
             ts,
             account: Cow::Owned(a.id.clone()),
             ip: Some(a.ip),
@@ -182,7 +195,8 @@ impl World {
             ua: Some(Cow::Borrowed(a.ua)),
             account_created: created,
             body,
-        });
+        };
+        self.sink.push(ts + delay, event);
     }
 
     /// Publish a post by organic account `author` (index) and return its id.
@@ -292,16 +306,15 @@ impl World {
         pareto(&mut self.rng, 1.0, 1.2).min(10_000.0)
     }
 
-    pub fn finish(self) -> (Vec<Event<'static>>, Truth) {
-        let truth = Truth {
+    pub fn finish(self) -> Truth {
+        Truth {
             seed: self.cfg.seed,
             start: self.start,
             end: self.end,
             organic_accounts: self.accounts.len(),
             groups: self.groups,
             cohorts: self.cohorts,
-        };
-        (self.events, truth)
+        }
     }
 }
 
