@@ -196,15 +196,14 @@ fn svg(rows: &[Row], sets: &[(String, Vec<&str>)]) -> String {
     );
     let sx = |x: f64| pad + (x - x0) / (x1 - x0).max(1e-9) * (w - 2.0 * pad);
     let mut s = format!("<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' font-family='sans-serif' font-size='11'>\n", 2.0 * w, h + 40.0);
-    let panels: [(&str, fn(&Row) -> f64, &str); 2] = [
-        ("events/s (thousands)", |r| r.events_per_s / 1e3, ""),
-        (
-            "peak RSS per active account (bytes)",
-            |r| r.peak_rss / r.active as f64,
-            "",
-        ),
+    type Value = fn(&Row) -> f64;
+    let panels: [(&str, Value); 2] = [
+        ("events/s (thousands)", |r| r.events_per_s / 1e3),
+        ("peak RSS per active account (bytes)", |r| {
+            r.peak_rss / r.active as f64
+        }),
     ];
-    for (p, (title, value, _)) in panels.iter().enumerate() {
+    for (p, (title, value)) in panels.iter().enumerate() {
         let ox = p as f64 * w;
         let top = rows.iter().map(value).fold(0.0, f64::max) * 1.1;
         let sy = |y: f64| h - pad + 20.0 - y / top.max(1e-9) * (h - 2.0 * pad);

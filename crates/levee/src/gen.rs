@@ -176,7 +176,10 @@ mod tests {
         assert!(got == want, "spilled order differs from the in-memory sort");
         assert!(!dir.join(".spill").exists(), "spill files are removed");
         let truth = std::fs::read_to_string(&w.truth_path).expect("read truth");
-        assert_eq!(truth, serde_json::to_string_pretty(&expected.truth).expect("truth"));
+        assert_eq!(
+            truth,
+            serde_json::to_string_pretty(&expected.truth).expect("truth")
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }
