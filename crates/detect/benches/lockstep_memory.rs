@@ -54,12 +54,13 @@ fn measure(name: &str, events: Vec<Event<'static>>) {
     let grown = rss_mib() - before;
     let s = d.stats();
     println!(
-        "{name}: {} events, {:.2} M events/s | state {} entries, ~{:.0} MiB by its own count, +{grown:.0} MiB resident | cap hits {} | alerts {}",
+        "{name}: {} events, {:.2} M events/s | state {} entries, ~{:.0} MiB by its own count, +{grown:.0} MiB resident | cap hits {} | budget hits {} | alerts {}",
         events.len(),
         events.len() as f64 / secs / 1e6,
         s.entries(),
         s.bytes() as f64 / (1 << 20) as f64,
         s.cap_hits,
+        s.budget.hits,
         out.len()
     );
 }

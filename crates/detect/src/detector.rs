@@ -61,11 +61,16 @@ pub trait DetectorConfig:
 /// A detector's memory budget: its own byte count ([`DetectorStats::bytes`]) checked on
 /// event-time ticks. While over, the detector admits no new keys (each refusal counted in
 /// `hits`) and shrinks its tables on the next sweep; existing entries keep their evidence.
-/// The check is per tick, so the budget can be overshot by one tick's worth of growth.
+/// The check is per tick; between checks, a table about to double reserves its growth
+/// from the headroom ([`Budget::reserve`]), so only the small growth of tables that are
+/// not reserved against can overshoot it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     pub max_bytes: u64,
     over: bool,
+    /// Bytes the detector may still grow by before the next check (table growth is
+    /// reserved against it, see [`Budget::reserve`]).
+    headroom: u64,
     /// Keys refused because the detector was over its budget (cumulative).
     pub hits: u64,
 }
@@ -74,6 +79,7 @@ impl Budget {
     pub fn new(max_bytes: u64) -> Self {
         Budget {
             max_bytes,
+            headroom: max_bytes,
             ..Budget::default()
         }
     }
@@ -81,7 +87,19 @@ impl Budget {
     /// Compare the detector's current byte count with the budget; true when over.
     pub fn check(&mut self, bytes: u64) -> bool {
         self.over = bytes > self.max_bytes;
+        self.headroom = self.max_bytes.saturating_sub(bytes);
         self.over
+    }
+
+    /// Whether a table may grow by `bytes` now (a hash table about to double): taken
+    /// from the headroom left at the last check; a refusal is counted.
+    pub fn reserve(&mut self, bytes: u64) -> bool {
+        if self.over || bytes > self.headroom {
+            self.hits += 1;
+            return false;
+        }
+        self.headroom -= bytes;
+        true
     }
 
     pub fn is_over(&self) -> bool {

@@ -160,6 +160,12 @@ impl Detector for DeviceFarm {
             return;
         };
         let devices = self.devices.len();
+        // A full table doubles on its next insert: that growth must fit the budget.
+        let growth = if devices >= self.devices.capacity() {
+            table_bytes::<u64, DeviceState>(self.devices.capacity(), 0)
+        } else {
+            0
+        };
         let st = match self.devices.entry(key64(device)) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(_) if devices >= self.cfg.max_devices => {
@@ -167,6 +173,7 @@ impl Detector for DeviceFarm {
                 return;
             }
             Entry::Vacant(_) if !self.budget.admits() => return,
+            Entry::Vacant(_) if growth > 0 && !self.budget.reserve(growth) => return,
             Entry::Vacant(v) => {
                 self.name_bytes += device.len() + 16;
                 v.insert(DeviceState {

@@ -1,6 +1,6 @@
 //! Names to small ids: accounts and posts keyed by a stable 64-bit hash, each with a value.
 
-use crate::detector::{key64, table_bytes, MapStats};
+use crate::detector::{key64, table_bytes, Budget, MapStats};
 use levee_model::Ts;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -59,14 +59,40 @@ impl<V: Default> Default for Interner<V> {
     }
 }
 
+/// Why a new name was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The count cap was reached.
+    Cap,
+    /// The detector's memory budget (counted in the budget).
+    Budget,
+}
+
 impl<V: Default> Interner<V> {
-    /// The id and value of `s`, created if new (unless `cap` is reached); marks it seen at `ts`.
-    pub(super) fn get_or_insert(&mut self, s: &str, ts: Ts, cap: usize) -> Option<(u32, &mut V)> {
+    /// The id and value of `s`, created if new (unless `cap` is reached or `budget`
+    /// refuses, including the growth of a full table); marks it seen at `ts`.
+    pub(super) fn get_or_insert(
+        &mut self,
+        s: &str,
+        ts: Ts,
+        cap: usize,
+        budget: &mut Budget,
+    ) -> Result<(u32, &mut V), Refused> {
         let key = key64(s);
         let len = self.ids.len();
+        // A full table doubles on its next insert: that growth must fit the budget.
+        let growth = if len >= self.ids.capacity() || self.names.len() >= self.names.capacity() {
+            self.map_stats("", 0).bytes
+        } else {
+            0
+        };
         let (id, seen, v) = match self.ids.entry(key) {
             Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(_) if len >= cap => return None,
+            Entry::Vacant(_) if !budget.admits() => return Err(Refused::Budget),
+            Entry::Vacant(_) if len >= cap => return Err(Refused::Cap),
+            Entry::Vacant(_) if growth > 0 && !budget.reserve(growth) => {
+                return Err(Refused::Budget)
+            }
             Entry::Vacant(e) => {
                 let id = self.next;
                 self.next = self.next.wrapping_add(1);
@@ -76,7 +102,7 @@ impl<V: Default> Interner<V> {
             }
         };
         *seen = (*seen).max(ts);
-        Some((*id, v))
+        Ok((*id, v))
     }
 
     pub(super) fn name(&self, id: u32) -> Option<&str> {

@@ -12,7 +12,7 @@ mod interner;
 mod sightings;
 
 pub use graph::{dense_groups, DenseGroup};
-use interner::Interner;
+use interner::{Interner, Refused};
 use sightings::{Sighting, Sightings};
 
 use crate::detector::{
@@ -227,21 +227,24 @@ impl DetectorKind for Lockstep {
 impl Lockstep {
     fn engage(&mut self, account: &str, post: &str, ts: Ts) {
         let cfg = &self.cfg;
-        // Over the memory budget, only known accounts and posts are served (cap 0).
-        let over = self.budget.is_over();
-        let cap = |max: usize| if over { 0 } else { max };
-        let Some((a, engagements)) =
-            self.accounts
-                .get_or_insert(account, ts, cap(cfg.max_accounts))
-        else {
-            self.refused(over);
-            return;
-        };
+        // Over the memory budget, only known accounts and posts are served.
+        let (a, engagements) =
+            match self
+                .accounts
+                .get_or_insert(account, ts, cfg.max_accounts, &mut self.budget)
+            {
+                Ok(found) => found,
+                Err(why) => return self.refused(why),
+            };
         *engagements = engagements.saturating_add(1);
-        let Some((p, degree)) = self.posts.get_or_insert(post, ts, cap(cfg.max_targets)) else {
-            self.refused(over);
-            return;
-        };
+        let (p, degree) =
+            match self
+                .posts
+                .get_or_insert(post, ts, cfg.max_targets, &mut self.budget)
+            {
+                Ok(found) => found,
+                Err(why) => return self.refused(why),
+            };
         *degree = degree.saturating_add(1);
         let degree = *degree;
         let t = self.active.entry(p).or_default();
@@ -279,11 +282,9 @@ impl Lockstep {
         self.partners = partners;
     }
 
-    /// Count a refused insert: against the memory budget when over it, else a count cap.
-    fn refused(&mut self, over_budget: bool) {
-        if over_budget {
-            self.budget.admits();
-        } else {
+    /// Count a refused insert (budget refusals are counted by the budget itself).
+    fn refused(&mut self, why: Refused) {
+        if why == Refused::Cap {
             self.cap_hits += 1;
         }
     }
@@ -326,7 +327,12 @@ impl Lockstep {
                     self.cap_hits += 1;
                     return;
                 }
-                if !self.budget.admits() {
+                let growth = if self.pairs.len() >= self.pairs.capacity() {
+                    table_bytes::<u64, Pair>(self.pairs.capacity(), 0)
+                } else {
+                    0
+                };
+                if !self.budget.admits() || (growth > 0 && !self.budget.reserve(growth)) {
                     return;
                 }
                 let first = *first;
