@@ -62,14 +62,14 @@ pub trait DetectorConfig:
 /// event-time ticks. While over, the detector admits no new keys (each refusal counted in
 /// `hits`) and shrinks its tables on the next sweep; existing entries keep their evidence.
 /// The check is per tick; between checks, a table about to double reserves its growth
-/// from the headroom ([`Budget::reserve`]), so only the small growth of tables that are
+/// from the headroom ([`Budget::admits_insert`]), so only the small growth of tables that are
 /// not reserved against can overshoot it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     pub max_bytes: u64,
     over: bool,
     /// Bytes the detector may still grow by before the next check (table growth is
-    /// reserved against it, see [`Budget::reserve`]).
+    /// reserved against it, see [`Budget::admits_insert`]).
     headroom: u64,
     /// Keys refused because the detector was over its budget (cumulative).
     pub hits: u64,
@@ -91,14 +91,22 @@ impl Budget {
         self.over
     }
 
-    /// Whether a table may grow by `bytes` now (a hash table about to double): taken
-    /// from the headroom left at the last check; a refusal is counted.
-    pub fn reserve(&mut self, bytes: u64) -> bool {
-        if self.over || bytes > self.headroom {
+    /// Whether a new key may go into a table holding `len` entries of `capacity`: not
+    /// while over, and when the table is full (its next insert doubles it) only if the
+    /// doubling, about `table_bytes` more, fits the headroom left at the last check.
+    /// A refusal is counted.
+    pub fn admits_insert(&mut self, len: usize, capacity: usize, table_bytes: u64) -> bool {
+        if !self.admits() {
+            return false;
+        }
+        if len < capacity {
+            return true;
+        }
+        if table_bytes > self.headroom {
             self.hits += 1;
             return false;
         }
-        self.headroom -= bytes;
+        self.headroom -= table_bytes;
         true
     }
 

@@ -159,21 +159,22 @@ impl Detector for DeviceFarm {
         let Some(device) = ev.device.as_deref() else {
             return;
         };
-        let devices = self.devices.len();
-        // A full table doubles on its next insert: that growth must fit the budget.
-        let growth = if devices >= self.devices.capacity() {
-            table_bytes::<u64, DeviceState>(self.devices.capacity(), 0)
-        } else {
-            0
-        };
+        let (devices, capacity) = (self.devices.len(), self.devices.capacity());
         let st = match self.devices.entry(key64(device)) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(_) if devices >= self.cfg.max_devices => {
                 self.cap_hits += 1;
                 return;
             }
-            Entry::Vacant(_) if !self.budget.admits() => return,
-            Entry::Vacant(_) if growth > 0 && !self.budget.reserve(growth) => return,
+            Entry::Vacant(_)
+                if !self.budget.admits_insert(
+                    devices,
+                    capacity,
+                    table_bytes::<u64, DeviceState>(capacity, 0),
+                ) =>
+            {
+                return
+            }
             Entry::Vacant(v) => {
                 self.name_bytes += device.len() + 16;
                 v.insert(DeviceState {

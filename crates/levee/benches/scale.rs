@@ -9,6 +9,7 @@
 //! stream is ~8 GB of JSON Lines; generating it holds one 10-minute bucket in memory.
 
 use levee_detect::DetectorsConfig;
+use levee_sim::Truth;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,14 +157,9 @@ fn number_before(report: &str, marker: &str, unit: &str) -> f64 {
 /// Organic accounts plus planted ones (every account that acts in the stream).
 fn active_accounts(truth: &Path) -> u64 {
     let text = std::fs::read_to_string(truth).expect("read truth.json");
-    let t: serde_json::Value = serde_json::from_str(&text).expect("parse truth.json");
-    let organic = t["organic_accounts"].as_u64().unwrap_or(0);
-    let planted: usize = t["groups"].as_array().map_or(0, |g| {
-        g.iter()
-            .map(|g| g["accounts"].as_array().map_or(0, Vec::len))
-            .sum()
-    });
-    organic + planted as u64
+    let t: Truth = serde_json::from_str(&text).expect("parse truth.json");
+    let planted: usize = t.groups.iter().map(|g| g.accounts.len()).sum();
+    (t.organic_accounts + planted) as u64
 }
 
 fn table(rows: &[Row]) -> String {

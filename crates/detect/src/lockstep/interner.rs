@@ -80,8 +80,9 @@ impl<V: Default> Interner<V> {
     ) -> Result<(u32, &mut V), Refused> {
         let key = key64(s);
         let len = self.ids.len();
-        // A full table doubles on its next insert: that growth must fit the budget.
-        let growth = if len >= self.ids.capacity() || self.names.len() >= self.names.capacity() {
+        // Both tables grow together; the fuller one decides when they double.
+        let room = (self.ids.capacity() - len).min(self.names.capacity() - self.names.len());
+        let bytes = if room == 0 {
             self.map_stats("", 0).bytes
         } else {
             0
@@ -90,7 +91,7 @@ impl<V: Default> Interner<V> {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(_) if !budget.admits() => return Err(Refused::Budget),
             Entry::Vacant(_) if len >= cap => return Err(Refused::Cap),
-            Entry::Vacant(_) if growth > 0 && !budget.reserve(growth) => {
+            Entry::Vacant(_) if !budget.admits_insert(len, len + room, bytes) => {
                 return Err(Refused::Budget)
             }
             Entry::Vacant(e) => {
