@@ -121,45 +121,63 @@ fn run(
     (report.counters, dead, alerts)
 }
 
+/// The stream without its image shares: URL shares only, the toolkit's co_link input.
+fn url_shares(bytes: &[u8]) -> Vec<u8> {
+    let image = b"\"post\": \"img:";
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && !l.windows(image.len()).any(|w| w == image))
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect()
+}
+
 #[test]
-fn lockstep_flags_only_accounts_of_the_co_sharing_core() {
+fn lockstep_finds_the_co_link_core_and_nothing_outside_the_network() {
     let bytes = stream();
-    // URLs only: the toolkit's co_link network, as quoted in issue 9.
-    let (links, _) = co_share_core(&bytes, "url:");
+    // The toolkit's co_link network (URLs), as quoted in issue 9.
+    let (links, network) = co_share_core(&bytes, "url:");
     let sizes: Vec<usize> = links.iter().map(BTreeSet::len).collect();
     assert_eq!(sizes.iter().sum::<usize>(), 131, "{sizes:?}");
     assert_eq!(&sizes[..8], &[40, 22, 19, 9, 8, 7, 6, 5]);
-    // Levee pairs every shared object, URLs and images alike.
-    let (shares, network) = co_share_core(&bytes, "");
+    let link_core: BTreeSet<&String> = links.iter().flatten().collect();
+    // On the same input as the toolkit (URL shares), with defaults.
+    let (_, _, alerts) = run(&url_shares(&bytes), &LeveeConfig::default());
+    let flagged: BTreeSet<&String> = alerts.iter().flat_map(|a| &a.accounts).collect();
+    let outside: Vec<_> = flagged.iter().filter(|a| !network.contains(**a)).collect();
+    assert!(outside.is_empty(), "flagged outside co_link: {outside:?}");
+    let found = flagged.iter().filter(|a| link_core.contains(*a)).count();
+    let per_group: Vec<(usize, usize)> = links
+        .iter()
+        .map(|g| (g.len(), g.iter().filter(|a| flagged.contains(a)).count()))
+        .collect();
+    eprintln!(
+        "URL shares: {} flagged, {found} of the 131 in the co_link 4-core; per group {per_group:?}",
+        flagged.len()
+    );
+    // 95 of 131 measured (72.5%); the groups left out co-share no faster than chance
+    // (docs/detectors/lockstep.md, "Real data").
+    assert!(found >= 93, "{found} of 131: {per_group:?}");
+    assert!(
+        flagged.len() - found <= 3,
+        "{} off the core",
+        flagged.len() - found
+    );
+    // Levee pairs every shared object, URLs and images alike: on the whole stream what it
+    // flags lies in the co-share 4-core (URLs and images).
+    let (shares, _) = co_share_core(&bytes, "");
     let core: BTreeSet<&String> = shares.iter().flatten().collect();
     assert_eq!(core.len(), 179);
-    let mut long = LeveeConfig::default();
-    long.detectors.lockstep.single_pair_ttl_ms = 7 * 86_400_000;
-    long.detectors.lockstep.pair_horizon_ms = 30 * 86_400_000;
-    for (name, cfg) in [
-        ("defaults", LeveeConfig::default()),
-        ("7 d / 30 d horizons", long),
-    ] {
-        let (_, _, alerts) = run(&bytes, &cfg);
-        let flagged: BTreeSet<&String> = alerts.iter().flat_map(|a| &a.accounts).collect();
-        assert!(!flagged.is_empty(), "{name}: nothing flagged");
-        let outside: Vec<_> = flagged.iter().filter(|a| !network.contains(**a)).collect();
-        assert!(
-            outside.is_empty(),
-            "{name}: flagged outside the co-share network: {outside:?}"
-        );
-        let off_core = flagged.iter().filter(|a| !core.contains(*a)).count();
-        assert!(
-            off_core <= 2,
-            "{name}: {off_core} flagged accounts outside the 4-core"
-        );
-        eprintln!(
-            "{name}: {} flagged, {} of the {} in the co-share 4-core",
-            flagged.len(),
-            flagged.len() - off_core,
-            core.len()
-        );
-    }
+    let (_, _, alerts) = run(&bytes, &LeveeConfig::default());
+    let flagged: BTreeSet<&String> = alerts.iter().flat_map(|a| &a.accounts).collect();
+    let off_core = flagged.iter().filter(|a| !core.contains(*a)).count();
+    eprintln!(
+        "all shares: {} flagged, {off_core} outside the co-share 4-core",
+        flagged.len()
+    );
+    assert!(
+        off_core <= 2,
+        "{off_core} flagged outside the co-share 4-core"
+    );
 }
 
 #[test]
@@ -195,7 +213,8 @@ fn german_elections_stream_runs_without_dead_letters() {
     let text = String::from_utf8_lossy(&bytes);
     for a in &alerts {
         assert_eq!(a.kind, levee_model::AlertKind::BotFarm);
-        assert!(a.accounts.len() >= 6 && a.targets.len() >= 2, "{a:?}");
+        // Two or more targets, or one engaged together in separate waves.
+        assert!(a.accounts.len() >= 5 && !a.targets.is_empty(), "{a:?}");
         for acc in &a.accounts {
             assert!(
                 text.contains(&format!("\"account\": \"{acc}\"")),

@@ -161,6 +161,66 @@ fn fans_with_human_delays_are_not_a_farm() {
     );
 }
 
+/// `fans` accounts each engaging most of `posts` idol posts (one every 30 min), at a
+/// uniformly random time within `delay_ms` of it.
+fn fans(fans: u32, posts: i64, delay_ms: u64, seed: u64) -> Vec<Eng> {
+    let mut r = Lcg(seed);
+    let mut e = Vec::new();
+    for post in 0..posts {
+        for f in 0..fans {
+            if r.next(100) < 85 {
+                let at = post * 30 * MIN + r.next(delay_ms) as i64;
+                e.push((at, format!("fan{f:02}"), format!("idol{post}")));
+            }
+        }
+    }
+    e
+}
+
+#[test]
+fn fans_who_share_targets_but_rarely_the_minute_are_not_a_farm() {
+    // Forty fans within 20 minutes of each of 30 posts: any two share ~22 posts and,
+    // by chance, the minute on ~1 in 10 of them; a farm's members share the minute on
+    // most of theirs. (Fans packed within 10-15 minutes of every post come close to
+    // the bar: see docs/detectors/lockstep.md.)
+    let e = fans(40, 30, 20 * MIN as u64, 6);
+    let (alerts, _) = check(LockstepConfig::default(), e.clone());
+    assert!(
+        alerts.is_empty(),
+        "{:?}",
+        alerts.iter().map(|a| &a.accounts).collect::<Vec<_>>()
+    );
+    // The synchronized-share test is what tells them apart.
+    let no_share = LockstepConfig {
+        min_sync_share: 0.0,
+        ..LockstepConfig::default()
+    };
+    let (alerts, _) = check(no_share, e);
+    assert!(!alerts.is_empty(), "without it the fans look like a farm");
+}
+
+#[test]
+fn a_second_synchronized_wave_on_one_post_is_new_evidence() {
+    // Eight pages share one link within 20 s, and again 13 hours later (as a German
+    // co-link group did): two waves, one target.
+    let mut e = farm("page", 0..8, 0..1, 20_000, 7);
+    e.extend(
+        farm("page", 0..8, 0..1, 20_000, 8)
+            .into_iter()
+            .map(|(ts, a, p)| (ts + 13 * 60 * MIN, a, p)),
+    );
+    let (alerts, _) = check(LockstepConfig::default(), e.clone());
+    let last = alerts.last().expect("two waves are a group");
+    assert_eq!(last.accounts.len(), 8, "{:?}", last.accounts);
+    assert_eq!(last.targets, ["page-job0"]);
+    let once = LockstepConfig {
+        resync_gap_ms: 24 * 60 * MIN,
+        ..LockstepConfig::default()
+    };
+    let (alerts, _) = check(once, e);
+    assert!(alerts.is_empty(), "one target, one wave: no evidence");
+}
+
 #[test]
 fn one_off_coincidences_do_not_join_the_farm() {
     let mut e = farm("bot", 0..10, 0..6, 20_000, 5);

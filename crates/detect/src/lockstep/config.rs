@@ -21,9 +21,16 @@ pub struct LockstepConfig {
     pub min_shared_targets: u32,
     /// ...and at least this much popularity-weighted evidence...
     pub min_edge_weight: f64,
-    /// ...and shared targets >= this x the engagements of the less active of the two
-    /// (overlap coefficient): heavy users' coincidences are a tiny share of what they do.
+    /// ...and popularity-weighted evidence >= this x the distinct targets of the less
+    /// active of the two (a weighted overlap coefficient): heavy users' coincidences are
+    /// a tiny share of what they do.
     pub min_overlap: f64,
+    /// ...and, of the targets both engaged lately (the last few of each), at least this
+    /// share engaged in sync: fans of one idol share many targets but rarely the minute.
+    pub min_sync_share: f64,
+    /// A pair engaging a post it already engaged together counts it again when this
+    /// long or more after its last co-engagement (a second synchronized wave).
+    pub resync_gap_ms: i64,
     /// Pair evidence with two or more targets is kept this long after its last co-engagement.
     pub pair_horizon_ms: i64,
     /// Pairs seen on one target only are forgotten this long after it (most pairs are coincidences).
@@ -59,11 +66,13 @@ impl Default for LockstepConfig {
             max_pairing_degree: 500,
             min_shared_targets: 2,
             min_edge_weight: 1.5,
-            min_overlap: 0.15,
-            pair_horizon_ms: 6 * 3_600_000,
-            single_pair_ttl_ms: 1_800_000,
+            min_overlap: 0.1,
+            min_sync_share: 0.35,
+            resync_gap_ms: 3_600_000,
+            pair_horizon_ms: 30 * 86_400_000,
+            single_pair_ttl_ms: 21 * 86_400_000,
             core_k: 4,
-            min_group_size: 6,
+            min_group_size: 5,
             min_density: 0.3,
             detect_interval_ms: 60_000,
             max_accounts: 4_000_000,
@@ -94,8 +103,10 @@ impl DetectorConfig for LockstepConfig {
             || self.min_group_size < 2
             || !(0.0..=1.0).contains(&self.min_density)
             || !(0.0..=1.0).contains(&self.min_overlap)
+            || !(0.0..=1.0).contains(&self.min_sync_share)
             || self.detect_interval_ms <= 0
             || self.single_pair_ttl_ms <= 0
+            || self.resync_gap_ms <= 0
             || self.pair_horizon_ms < self.single_pair_ttl_ms
             || self.max_accounts == 0
             || self.max_targets == 0
@@ -103,7 +114,7 @@ impl DetectorConfig for LockstepConfig {
             || self.max_single_pairs == 0
             || self.max_state_bytes == 0
         {
-            return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap <= 1, pair_horizon_ms >= single_pair_ttl_ms".into());
+            return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap, min_sync_share <= 1, pair_horizon_ms >= single_pair_ttl_ms".into());
         }
         self.findings.validate()
     }

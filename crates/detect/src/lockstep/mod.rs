@@ -27,7 +27,53 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
 
 /// Distinct targets remembered per pair (for de-duplication and evidence).
-const PAIR_TARGETS: usize = 4;
+const PAIR_TARGETS: usize = 8;
+
+/// The longest event time between sweeps.
+const SWEEP_MAX_MS: i64 = 10 * 60_000;
+
+/// Distinct targets remembered per account (for the synchronized-share test).
+const ACCOUNT_RECENT: usize = 16;
+
+/// What lockstep keeps per account: its engagement count (for the overlap test) and
+/// its last distinct targets, newest first (`u32::MAX` = empty).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Activity {
+    engagements: u32,
+    recent: [u32; ACCOUNT_RECENT],
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            engagements: 0,
+            recent: [u32::MAX; ACCOUNT_RECENT],
+        }
+    }
+}
+
+impl Activity {
+    fn saw(&mut self, post: u32) {
+        if !self.recent.contains(&post) {
+            self.engagements = self.engagements.saturating_add(1);
+            self.recent.rotate_right(1);
+            self.recent[0] = post;
+        }
+    }
+}
+
+/// Of the targets both accounts engaged lately, how many the pair engaged in sync, and
+/// how many there are: coordinated accounts engage their common targets together,
+/// fans of one idol mostly at different times.
+fn synced_of_common(a: &Activity, b: &Activity, synced: &[u32]) -> (usize, usize) {
+    let common = a
+        .recent
+        .iter()
+        .filter(|t| **t != u32::MAX && b.recent.contains(t));
+    common.fold((0, 0), |(s, c), t| {
+        (s + usize::from(synced.contains(t)), c + 1)
+    })
+}
 
 /// A post engaged within the last 2 Δt: its recent engagers.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -66,8 +112,8 @@ fn unpack(k: u64) -> (u32, u32) {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Lockstep {
     cfg: LockstepConfig,
-    /// Accounts, each with its engagement count (for the overlap test).
-    accounts: Interner<u32>,
+    /// Accounts, each with its engagement count and last targets.
+    accounts: Interner<Activity>,
     /// Posts, each with its engagement count (popularity).
     posts: Interner<u32>,
     /// Posts engaged within the last 2 Δt, by id: who engaged them within Δt.
@@ -104,7 +150,8 @@ impl DetectorKind for Lockstep {
             findings: Findings::new(cfg.findings.clone()),
             detect_every: Every::new(cfg.detect_interval_ms),
             sightings: Sightings::new(cfg.max_single_pairs),
-            sweep_every: Every::new((cfg.single_pair_ttl_ms / 4).max(1)),
+            // Often enough to drop quiet posts' engager lists, whatever the horizons.
+            sweep_every: Every::new((cfg.single_pair_ttl_ms / 4).clamp(1, SWEEP_MAX_MS)),
             budget: Budget::new(cfg.max_state_bytes),
             cfg,
             accounts: Interner::default(),
@@ -125,7 +172,7 @@ impl Lockstep {
     fn engage(&mut self, account: &str, post: &str, ts: Ts) {
         let cfg = &self.cfg;
         // Over the memory budget, only known accounts and posts are served.
-        let (a, engagements) =
+        let (a, activity) =
             match self
                 .accounts
                 .get_or_insert(account, ts, cfg.max_accounts, &mut self.budget)
@@ -133,7 +180,6 @@ impl Lockstep {
                 Ok(found) => found,
                 Err(why) => return self.refused(why),
             };
-        *engagements = engagements.saturating_add(1);
         let (p, degree) =
             match self
                 .posts
@@ -142,6 +188,7 @@ impl Lockstep {
                 Ok(found) => found,
                 Err(why) => return self.refused(why),
             };
+        activity.saw(p);
         *degree = degree.saturating_add(1);
         let degree = *degree;
         let t = self.active.entry(p).or_default();
@@ -168,11 +215,15 @@ impl Lockstep {
         }
         t.recent.push_back((a, ts));
         self.recent_entries += 1;
+        // Past the pairing degree only pairs already on two targets gain evidence: the
+        // first-sighting table is not consulted (its lookups miss the cache).
         let may_create = degree <= cfg.max_pairing_degree;
-        let touched = partners
-            .iter()
-            .fold(0, |x, &(b, _)| x ^ self.sightings.touch(pair_key(a, b)));
-        std::hint::black_box(touched);
+        if may_create {
+            let touched = partners
+                .iter()
+                .fold(0, |x, &(b, _)| x ^ self.sightings.touch(pair_key(a, b)));
+            std::hint::black_box(touched);
+        }
         for &(b, at) in &partners {
             self.co_engaged(a, b, p, ts, (ts - at).abs(), degree, may_create);
         }
@@ -201,22 +252,21 @@ impl Lockstep {
         let weight = co_weight(degree, self.cfg.popular_degree);
         let pair = match self.pairs.get_mut(&key) {
             Some(p) => p,
+            None if !may_create => return,
             None => {
                 // Not yet on two targets: first sightings wait in the compact table.
                 let Some(first) = self.sightings.get_mut(key) else {
-                    if may_create {
-                        self.sightings.insert(Sighting {
-                            key,
-                            first: ts,
-                            last_delta: 0,
-                            degree,
-                            target: post,
-                            gap_ms: u32::try_from(gap).unwrap_or(u32::MAX),
-                        });
-                    }
+                    self.sightings.insert(Sighting {
+                        key,
+                        first: ts,
+                        last_delta: 0,
+                        degree,
+                        target: post,
+                        gap_ms: u32::try_from(gap).unwrap_or(u32::MAX),
+                    });
                     return;
                 };
-                if first.target == post {
+                if first.target == post && ts - first.last() < self.cfg.resync_gap_ms {
                     first.see(ts); // a second action on the same post is not new evidence
                     return;
                 }
@@ -246,23 +296,36 @@ impl Lockstep {
                 })
             }
         };
+        // A second action on the same post is not new evidence, unless the pair engages
+        // it together again `resync_gap_ms` or more after its last co-engagement.
+        let again = pair.targets.contains(&post);
+        let resync = ts - pair.last >= self.cfg.resync_gap_ms;
         pair.last = pair.last.max(ts);
         pair.first = pair.first.min(ts);
-        if pair.targets.contains(&post) {
-            return; // a second action on the same post is not new evidence
+        if again && !resync {
+            return;
         }
         pair.hits += 1;
         pair.weight += weight;
         pair.gap_sum_ms += gap as f64;
-        pair.targets.rotate_right(1);
-        pair.targets[0] = post;
+        if !again {
+            pair.targets.rotate_right(1);
+            pair.targets[0] = post;
+        }
         if !pair.is_edge
             && pair.hits >= self.cfg.min_shared_targets
             && pair.weight >= self.cfg.min_edge_weight
         {
-            let hits = f64::from(pair.hits);
-            let activity = |id| self.accounts.value(id).copied().unwrap_or(0);
-            if hits >= self.cfg.min_overlap * f64::from(activity(a).min(activity(b))) {
+            let (pa, pb) = (self.accounts.value(a), self.accounts.value(b));
+            let (pa, pb) = (
+                pa.copied().unwrap_or_default(),
+                pb.copied().unwrap_or_default(),
+            );
+            let (synced, common) = synced_of_common(&pa, &pb, &pair.targets);
+            let least = pa.engagements.min(pb.engagements);
+            if pair.weight >= self.cfg.min_overlap * f64::from(least)
+                && synced as f64 >= self.cfg.min_sync_share * common as f64
+            {
                 if let Some(pair) = self.pairs.get_mut(&key) {
                     pair.is_edge = true;
                 }
@@ -438,10 +501,13 @@ impl Lockstep {
         let tightness = (1.0 - median_gap_ms / sync_ms as f64).clamp(0.0, 1.0);
         f.score((0.5 * density + 0.5 * tightness).clamp(0.0, 1.0));
         let (n, shared) = (f.finding().members().len(), f.finding().targets().len());
-        f.summary(format!(
-            "{n} accounts repeatedly engaged the same posts ({shared} seen), typically within {:.0} s of one another",
-            median_gap_ms / 1000.0
-        ));
+        let gap_s = median_gap_ms / 1000.0;
+        f.summary(if shared >= 2 {
+            format!("{n} accounts repeatedly engaged the same posts ({shared} seen), typically within {gap_s:.0} s of one another")
+        } else {
+            let hours = self.cfg.resync_gap_ms as f64 / 3_600_000.0;
+            format!("{n} accounts engaged the same post together in waves at least {hours:.0} h apart, typically within {gap_s:.0} s of one another")
+        });
         f.figure("shared_targets", Figure::Int(shared as i64));
         f.figure("median_gap_ms", Figure::Int(median_gap_ms.round() as i64));
         f.figure("density", Figure::Real((density * 1000.0).round() / 1000.0));
