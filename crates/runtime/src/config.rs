@@ -108,7 +108,7 @@ pub struct RuntimeConfig {
     pub max_record_bytes: usize,
     /// Records per batch: metrics and progress are updated once per batch.
     pub batch_size: usize,
-    /// Bound of the reorder buffer (records waiting for the watermark, with their decoded shape).
+    /// Bound of the reorder buffer (records waiting for the watermark, each with its packed event).
     /// Past it the oldest are released early and counted (`levee_reorder_overflow_total`).
     pub reorder_max_bytes: usize,
 }

@@ -18,6 +18,7 @@ pub mod file;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+mod packed;
 pub mod pipeline;
 pub mod reorder;
 pub mod snapshot;

@@ -165,7 +165,7 @@ impl Metrics {
         )?;
         let reorder_bytes = IntGauge::new(
             "levee_reorder_buffer_bytes",
-            "Bytes held in the reorder buffer, waiting for the watermark (records, their decoded shape, per-entry overhead).",
+            "Bytes held in the reorder buffer, waiting for the watermark (records, their packed events, per-entry overhead).",
         )?;
         registry.register(Box::new(reorder_bytes.clone()))?;
         let reorder_records = IntGauge::new(

@@ -113,7 +113,7 @@ impl Pipeline {
             self.detectors.on_event(&ev, alerts);
         } else {
             match std::str::from_utf8(bytes) {
-                Ok(text) => self.held.push(Held::new(text, ev)),
+                Ok(text) => self.held.push(Held::new(text, &ev)),
                 // `decode` accepted it, so it is UTF-8; never reached.
                 Err(_) => debug_assert!(false, "a decoded record is UTF-8"),
             }
@@ -253,7 +253,7 @@ impl Pipeline {
         }
     }
 
-    fn deliver(&mut self, mut h: Held, alerts: &mut Vec<Alert>) {
+    fn deliver(&mut self, h: Held, alerts: &mut Vec<Alert>) {
         for b in self.ticker.due(h.ts) {
             self.detectors.on_tick(b, alerts);
         }
@@ -261,7 +261,7 @@ impl Pipeline {
             self.detectors.on_event(&ev, alerts);
             return;
         }
-        match decode(h.record.as_bytes(), &self.limits) {
+        match decode(h.record().as_bytes(), &self.limits) {
             Ok(ev) => self.detectors.on_event(&ev, alerts),
             Err(e) => debug_assert!(false, "a held record was accepted once: {e:?}"),
         }

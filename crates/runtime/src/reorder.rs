@@ -10,100 +10,101 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// Bytes an entry costs besides its record (heap slot, allocation header): for the bound
-/// and the metric, so that a flood of tiny records is bounded too.
-pub const ENTRY_OVERHEAD: usize = 40;
+/// Bytes an entry costs besides its record and skeleton (its slot in a bucket, the
+/// allocation's header): for the bound and the metric, so that a flood of tiny records
+/// is bounded too.
+pub const ENTRY_OVERHEAD: usize = 48;
 
-/// One accepted record, already validated (UTF-8 JSON), waiting for release.
-/// Ordered by `(ts, record)`; the shape does not take part.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One accepted record, already validated (UTF-8 JSON), waiting for release, with its
+/// decoded event packed behind it (see [`crate::packed`]) so that release need not decode
+/// it again. Ordered by `(ts, record)`; snapshots keep only those two.
+#[derive(Debug, Clone)]
 pub struct Held {
     pub ts: Ts,
-    /// The record as it arrived.
-    pub record: Box<str>,
-    /// The decoded event with its strings as offsets into `record`: release re-borrows
-    /// instead of decoding again. Absent after a snapshot restore, or when a field was
-    /// unescaped into a copy; then release decodes `record`.
-    #[serde(skip)]
-    shape: Option<Box<Shape>>,
+    /// The record's length in `data`, or `u32::MAX` if nothing is packed behind it (a
+    /// string had an escape, or the record came from a snapshot): release then decodes.
+    record_len: u32,
+    data: Box<str>,
 }
 
-/// A decoded event whose string fields are placeholders, and where each really lies.
-#[derive(Debug, Clone)]
-struct Shape {
-    event: Event<'static>,
-    spans: Vec<(u32, u32)>,
+/// The snapshot form of a held record.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Held")]
+struct HeldText<'a> {
+    ts: Ts,
+    #[serde(borrow)]
+    record: Cow<'a, str>,
+}
+
+impl Serialize for Held {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HeldText {
+            ts: self.ts,
+            record: Cow::Borrowed(self.record()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Held {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let h = HeldText::deserialize(d)?;
+        Ok(Held::bare(h.ts, &h.record))
+    }
 }
 
 impl Held {
     /// Hold `record`, decoded as `ev` (whose strings borrow from `record`).
-    pub fn new(record: &str, ev: Event<'_>) -> Held {
-        let base = record.as_ptr() as usize;
-        let mut spans = Vec::with_capacity(8);
-        let mut whole = true;
-        let ts = ev.ts;
-        let event = ev.map_strs(&mut |c| {
-            match c {
-                Cow::Borrowed(s) => {
-                    let at = (s.as_ptr() as usize).wrapping_sub(base);
-                    match (u32::try_from(at), u32::try_from(s.len())) {
-                        (Ok(a), Ok(l)) if at + s.len() <= record.len() => spans.push((a, l)),
-                        _ => whole = false,
-                    }
-                }
-                Cow::Owned(_) => whole = false,
-            }
-            Cow::Borrowed("")
-        });
-        Held {
-            ts,
-            record: record.into(),
-            shape: whole.then(|| Box::new(Shape { event, spans })),
+    pub fn new(record: &str, ev: &Event<'_>) -> Held {
+        match (crate::packed::pack(record, ev), u32::try_from(record.len())) {
+            (Some(data), Ok(len)) if len != u32::MAX => Held {
+                ts: ev.ts,
+                record_len: len,
+                data,
+            },
+            _ => Held::bare(ev.ts, record),
         }
     }
 
-    /// A record restored from a snapshot (decoded again at release).
+    /// A record held without its decoded event (decoded again at release).
     pub fn bare(ts: Ts, record: &str) -> Held {
         Held {
             ts,
-            record: record.into(),
-            shape: None,
+            record_len: u32::MAX,
+            data: record.into(),
         }
     }
 
-    /// The event, re-borrowed from the record if the shape is known.
-    pub fn event(&mut self) -> Option<Event<'_>> {
-        let shape = self.shape.take()?;
-        let Shape { event, spans } = *shape;
-        let text: &str = &self.record;
-        let mut next = spans.into_iter();
-        let mut ok = true;
-        let ev = event.map_strs(&mut |_| {
-            let (a, l) = next.next().unwrap_or((0, 0));
-            match text.get(a as usize..(a + l) as usize) {
-                Some(s) => Cow::Borrowed(s),
-                None => {
-                    ok = false;
-                    Cow::Borrowed("")
-                }
-            }
-        });
-        debug_assert!(ok && next.next().is_none(), "spans match the shape");
-        ok.then_some(ev)
+    /// The record as it arrived.
+    pub fn record(&self) -> &str {
+        if self.record_len == u32::MAX {
+            &self.data
+        } else {
+            self.data
+                .get(..self.record_len as usize)
+                .unwrap_or_default()
+        }
     }
 
-    /// Bytes this entry costs: record, shape and the per-entry overhead.
+    /// The event, re-borrowed from the record if it was packed.
+    pub fn event(&self) -> Option<Event<'_>> {
+        if self.record_len == u32::MAX {
+            return None;
+        }
+        let ev = crate::packed::unpack(&self.data, self.ts, self.record_len as usize);
+        debug_assert!(ev.is_some(), "a packed event unpacks");
+        ev
+    }
+
+    /// Bytes this entry costs: record, skeleton and the per-entry overhead.
     fn cost(&self) -> usize {
-        let shape = self.shape.as_ref().map_or(0, |s| {
-            std::mem::size_of::<Shape>() + s.spans.capacity() * std::mem::size_of::<(u32, u32)>()
-        });
-        self.record.len() + shape + ENTRY_OVERHEAD
+        self.data.len() + ENTRY_OVERHEAD
     }
 }
 
 impl PartialEq for Held {
     fn eq(&self, other: &Self) -> bool {
-        (self.ts, &self.record) == (other.ts, &other.record)
+        (self.ts, self.record()) == (other.ts, other.record())
     }
 }
 
@@ -117,7 +118,7 @@ impl PartialOrd for Held {
 
 impl Ord for Held {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.ts, &self.record).cmp(&(other.ts, &other.record))
+        (self.ts, self.record()).cmp(&(other.ts, other.record()))
     }
 }
 
@@ -236,7 +237,7 @@ impl ReorderBuffer {
         Some(h)
     }
 
-    /// Recompute the byte count (after a restore: restored entries have no shape).
+    /// Recompute the byte count (after a restore: restored entries have nothing packed).
     pub fn recount(&mut self) {
         self.bytes = self
             .buckets
@@ -246,7 +247,7 @@ impl ReorderBuffer {
             .sum();
     }
 
-    /// Bytes held (records, shapes and per-entry overhead).
+    /// Bytes held (records, packed events and per-entry overhead).
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -277,7 +278,7 @@ mod tests {
         assert_eq!(b.bytes(), 4 * (1 + ENTRY_OVERHEAD));
         let mut out = Vec::new();
         while let Some(h) = b.pop_before(9) {
-            out.push((h.ts, h.record.to_string()));
+            out.push((h.ts, h.record().to_string()));
         }
         assert_eq!(
             out,
@@ -310,7 +311,7 @@ mod tests {
                 bound += 1_500;
                 while let Some(h) = b.pop_before(bound) {
                     assert!(h.ts < bound);
-                    out.push((h.ts, h.record.to_string()));
+                    out.push((h.ts, h.record().to_string()));
                 }
             }
             if i == 2_500 {
@@ -319,7 +320,7 @@ mod tests {
             }
         }
         while let Some(h) = b.pop() {
-            out.push((h.ts, h.record.to_string()));
+            out.push((h.ts, h.record().to_string()));
         }
         assert_eq!((b.len(), b.bytes()), (0, 0));
         assert_eq!(out.len(), all.len());
@@ -353,7 +354,7 @@ mod tests {
             r#"{"type":"login","ts":5,"account":"esc\u0061ped"}"#,
         ] {
             let want = levee_model::decode(r.as_bytes(), &limits).expect("valid");
-            let mut h = Held::new(r, want.clone());
+            let h = Held::new(r, &want);
             let escaped = r.contains('\\');
             let cost = h.cost();
             match h.event() {
