@@ -9,6 +9,7 @@ use crate::detector::{
     MapStats,
 };
 use crate::findings::{Figure, Findings, FindingsConfig};
+use crate::name::Name;
 use levee_model::{stable_id, Alert, AlertKind, Event, Ts};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,7 @@ impl DetectorConfig for DeviceFarmConfig {
 /// One device, keyed by [`key64`] of its fingerprint.
 #[derive(Debug, Serialize, Deserialize)]
 struct DeviceState {
-    name: Box<str>,
+    name: Name,
     /// The accounts seen within the window, each with its last event time. A short list
     /// (a family phone holds 2-4, a farm tens, `max_accounts_per_device` at most), searched
     /// by key: one allocation per device instead of a hash table.
@@ -87,12 +88,12 @@ struct Recent {
     key: u64,
     ts: Ts,
     /// Read only when the device becomes a finding.
-    name: Box<str>,
+    name: Name,
 }
 
-/// Heap bytes one recent account costs (entry, name, allocation header).
-fn recent_bytes(name: &str) -> usize {
-    std::mem::size_of::<Recent>() + name.len() + 16
+/// Heap bytes one recent account costs (entry, and the name if it is not inline).
+fn recent_bytes(name: &Name) -> usize {
+    std::mem::size_of::<Recent>() + name.heap_bytes()
 }
 
 /// See the module docs.
@@ -145,7 +146,7 @@ impl DeviceFarm {
                 .sum::<usize>();
             let keep = !st.recent.is_empty();
             if keep {
-                bytes += st.name.len() + 16;
+                bytes += st.name.heap_bytes();
             }
             keep
         });
@@ -176,9 +177,10 @@ impl Detector for DeviceFarm {
                 return
             }
             Entry::Vacant(v) => {
-                self.name_bytes += device.len() + 16;
+                let name = Name::from(device);
+                self.name_bytes += name.heap_bytes();
                 v.insert(DeviceState {
-                    name: device.into(),
+                    name,
                     recent: Vec::new(),
                     finding: None,
                 })
@@ -195,13 +197,14 @@ impl Detector for DeviceFarm {
             }
             None if !self.budget.admits() => return,
             None => {
+                let name = Name::from(account);
+                self.name_bytes += recent_bytes(&name);
                 st.recent.push(Recent {
                     key,
                     ts: ev.ts,
-                    name: account.into(),
+                    name,
                 });
                 self.accounts += 1;
-                self.name_bytes += recent_bytes(account);
             }
         }
         if st.recent.len() < self.cfg.min_accounts && st.finding.is_none() {
@@ -218,7 +221,7 @@ impl Detector for DeviceFarm {
         };
         if fresh {
             // A new finding: everyone in the window (in name order). Later, only the newcomer.
-            let mut names: Vec<&str> = st.recent.iter().map(|r| r.name.as_ref()).collect();
+            let mut names: Vec<&str> = st.recent.iter().map(|r| r.name.as_str()).collect();
             names.sort_unstable();
             for n in names {
                 f.add_member(n);

@@ -8,6 +8,7 @@
 //!
 //! - [`detector`]: the seam (the [`Detector`] trait, [`DetectorKind`], stats, schedules).
 //! - [`findings`]: stable ids, revisions, the re-emission rule, the alert builder.
+//! - `name`: compact owned names (short ones inline).
 //! - `registry`: the fixed list of detectors and their config sections.
 //!
 //! Every map a detector keeps has a configured bound and is reported in
@@ -21,6 +22,7 @@ pub mod detector;
 mod device_farm;
 pub mod findings;
 pub mod lockstep;
+mod name;
 mod registry;
 
 pub use detector::{

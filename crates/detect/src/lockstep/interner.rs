@@ -1,6 +1,7 @@
 //! Names to small ids: accounts and posts keyed by a stable 64-bit hash, each with a value.
 
 use crate::detector::{key64, table_bytes, Budget, MapStats};
+use crate::name::Name;
 use levee_model::Ts;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -17,8 +18,8 @@ use std::collections::hash_map::Entry;
 pub(super) struct Interner<V> {
     /// key64(name) -> (id, last seen, value)
     ids: FxHashMap<u64, (u32, Ts, V)>,
-    /// id -> (key64(name), name)
-    names: FxHashMap<u32, (u64, Box<str>)>,
+    /// id -> (key64(name), name); short names inline (no allocation per name)
+    names: FxHashMap<u32, (u64, Name)>,
     next: u32,
     /// Heap bytes of the names, kept as they change.
     heap: usize,
@@ -35,10 +36,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
         type Parts<V> = (
             u32,
             FxHashMap<u64, (u32, Ts, V)>,
-            FxHashMap<u32, (u64, Box<str>)>,
+            FxHashMap<u32, (u64, Name)>,
         );
         let (next, ids, names) = Parts::<V>::deserialize(d)?;
-        let heap = names.values().map(|(_, n)| n.len() + 16).sum();
+        let heap = names.values().map(|(_, n)| n.heap_bytes()).sum();
         Ok(Interner {
             ids,
             names,
@@ -97,8 +98,9 @@ impl<V: Default> Interner<V> {
             Entry::Vacant(e) => {
                 let id = self.next;
                 self.next = self.next.wrapping_add(1);
-                self.names.insert(id, (key, s.into()));
-                self.heap += s.len() + 16;
+                let name = Name::from(s);
+                self.heap += name.heap_bytes();
+                self.names.insert(id, (key, name));
                 e.insert((id, ts, V::default()))
             }
         };
@@ -107,7 +109,7 @@ impl<V: Default> Interner<V> {
     }
 
     pub(super) fn name(&self, id: u32) -> Option<&str> {
-        self.names.get(&id).map(|(_, n)| n.as_ref())
+        self.names.get(&id).map(|(_, n)| n.as_str())
     }
 
     pub(super) fn value(&self, id: u32) -> Option<&V> {
@@ -128,7 +130,7 @@ impl<V: Default> Interner<V> {
         });
         for id in &gone {
             if let Some((_, n)) = self.names.remove(id) {
-                self.heap -= n.len() + 16;
+                self.heap -= n.heap_bytes();
             }
         }
     }
@@ -144,7 +146,7 @@ impl<V: Default> Interner<V> {
             map,
             entries: self.ids.len() as u64,
             bytes: table_bytes::<u64, (u32, Ts, V)>(self.ids.capacity(), self.heap + value_heap)
-                + table_bytes::<u32, (u64, Box<str>)>(self.names.capacity(), 0),
+                + table_bytes::<u32, (u64, Name)>(self.names.capacity(), 0),
         }
     }
 }
