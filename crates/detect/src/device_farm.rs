@@ -181,7 +181,8 @@ impl Detector for DeviceFarm {
                 self.name_bytes += name.heap_bytes();
                 v.insert(DeviceState {
                     name,
-                    recent: Vec::new(),
+                    // Most devices carry one account: room for one (a first push would make four).
+                    recent: Vec::with_capacity(1),
                     finding: None,
                 })
             }

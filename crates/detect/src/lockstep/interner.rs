@@ -18,8 +18,8 @@ use std::collections::hash_map::Entry;
 pub(super) struct Interner<V> {
     /// key64(name) -> (id, last seen, value)
     ids: FxHashMap<u64, (u32, Ts, V)>,
-    /// id -> (key64(name), name); short names inline (no allocation per name)
-    names: FxHashMap<u32, (u64, Name)>,
+    /// id -> name; short names inline (no allocation per name)
+    names: FxHashMap<u32, Name>,
     next: u32,
     /// Heap bytes of the names, kept as they change.
     heap: usize,
@@ -33,13 +33,9 @@ impl<V: Serialize> Serialize for Interner<V> {
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        type Parts<V> = (
-            u32,
-            FxHashMap<u64, (u32, Ts, V)>,
-            FxHashMap<u32, (u64, Name)>,
-        );
+        type Parts<V> = (u32, FxHashMap<u64, (u32, Ts, V)>, FxHashMap<u32, Name>);
         let (next, ids, names) = Parts::<V>::deserialize(d)?;
-        let heap = names.values().map(|(_, n)| n.heap_bytes()).sum();
+        let heap = names.values().map(Name::heap_bytes).sum();
         Ok(Interner {
             ids,
             names,
@@ -100,7 +96,7 @@ impl<V: Default> Interner<V> {
                 self.next = self.next.wrapping_add(1);
                 let name = Name::from(s);
                 self.heap += name.heap_bytes();
-                self.names.insert(id, (key, name));
+                self.names.insert(id, name);
                 e.insert((id, ts, V::default()))
             }
         };
@@ -109,12 +105,13 @@ impl<V: Default> Interner<V> {
     }
 
     pub(super) fn name(&self, id: u32) -> Option<&str> {
-        self.names.get(&id).map(|(_, n)| n.as_str())
+        self.names.get(&id).map(Name::as_str)
     }
 
     pub(super) fn value(&self, id: u32) -> Option<&V> {
-        let (key, _) = self.names.get(&id)?;
-        self.ids.get(key).map(|(_, _, v)| v)
+        // Rare (reports, edge promotions): re-hash the name rather than keep its key.
+        let key = key64(self.names.get(&id)?.as_str());
+        self.ids.get(&key).map(|(_, _, v)| v)
     }
 
     /// Forget entries last seen before `cutoff`, showing each forgotten value to `dropped`.
@@ -129,7 +126,7 @@ impl<V: Default> Interner<V> {
             keep
         });
         for id in &gone {
-            if let Some((_, n)) = self.names.remove(id) {
+            if let Some(n) = self.names.remove(id) {
                 self.heap -= n.heap_bytes();
             }
         }
@@ -146,7 +143,7 @@ impl<V: Default> Interner<V> {
             map,
             entries: self.ids.len() as u64,
             bytes: table_bytes::<u64, (u32, Ts, V)>(self.ids.capacity(), self.heap + value_heap)
-                + table_bytes::<u32, (u64, Name)>(self.names.capacity(), 0),
+                + table_bytes::<u32, Name>(self.names.capacity(), 0),
         }
     }
 }

@@ -160,22 +160,30 @@ impl Sightings {
     }
 
     /// Double the table (more if a live entry finds both its buckets full), up to `max_slots`.
+    /// Live entries move straight from the old table to the new one: at the last doubling
+    /// the two tables are the peak of the detector's memory, with no third copy.
     fn grow(&mut self) {
         let cutoff = self.cutoff;
-        let old = std::mem::take(&mut self.slots);
-        let min = old.len().max(MIN_SLOTS);
-        let live: Vec<Sighting> = old.into_iter().filter(|s| s.live(cutoff)).collect();
-        let mut len = min;
+        let mut len = self.slots.len().max(MIN_SLOTS);
+        let mut old = std::mem::take(&mut self.slots);
         loop {
             len = (len * 2).min(self.max_slots);
             self.slots = vec![Sighting::default(); len];
             self.occupied = 0;
-            let lost = live.iter().filter(|s| !self.place(**s)).count();
-            if lost == 0 || len >= self.max_slots {
+            let mut lost = Vec::new();
+            for s in old.iter().filter(|s| s.live(cutoff)) {
+                if !self.place(*s) {
+                    lost.push(*s);
+                }
+            }
+            if lost.is_empty() || len >= self.max_slots {
                 // At the bound, what does not fit is lost, and counted.
-                self.overwritten += lost as u64;
+                self.overwritten += lost.len() as u64;
                 return;
             }
+            // Rare: a bucket pair overflowed; start over, larger, with every live entry.
+            old = std::mem::take(&mut self.slots);
+            old.append(&mut lost);
         }
     }
 
