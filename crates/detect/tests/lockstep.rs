@@ -282,7 +282,7 @@ fn hostile_floods_stay_bounded_and_are_counted() {
     assert!(single.bytes <= 4_096 * 32, "{stats:?}");
     assert!(
         stats.cap_hits > 399_000,
-        "refused accounts are counted: {stats:?}"
+        "accounts forgotten at the cap are counted: {stats:?}"
     );
 }
 
@@ -332,5 +332,40 @@ fn the_memory_budget_bounds_bytes_and_counts_refusals() {
     assert!(
         bounded.budget.hits > 100_000,
         "refusals are counted: {bounded:?}"
+    );
+}
+
+/// Full at `max_accounts` with accounts last seen long ago, lockstep forgets the stalest
+/// of them to make room: a farm that starts later is still found, and the accounts
+/// forgotten are counted as cap hits (before, every newcomer was refused until the
+/// pair horizon freed room, weeks later with the default horizons).
+#[test]
+fn at_the_account_cap_the_stalest_make_room_for_a_new_farm() {
+    // 2,000 one-off accounts over the first hour, each liking its own post.
+    let mut e: Vec<Eng> = (0..2_000)
+        .map(|i: i64| (i * 1_800, format!("old{i}"), format!("old-post{i}")))
+        .collect();
+    // Two hours later, a farm of 12 on 6 posts (jobs 12..18: from 2 h on).
+    e.extend(farm("farm", 0..12, 12..18, 5_000, 3));
+    let cfg = LockstepConfig {
+        max_accounts: 1_000,
+        max_targets: 1_000,
+        ..LockstepConfig::default()
+    };
+    let (alerts, stats) = check(cfg, e);
+    let mut flagged: Vec<&str> = alerts
+        .iter()
+        .flat_map(|a| a.accounts.iter().map(String::as_str))
+        .collect();
+    flagged.sort_unstable();
+    flagged.dedup();
+    let want: Vec<String> = (0..12).map(|m| format!("farm{m:03}")).collect();
+    assert_eq!(flagged, want.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(stats.entries() > 0);
+    let accounts = stats.map("accounts").expect("accounts are reported");
+    assert!(accounts.entries <= 1_000, "{stats:?}");
+    assert!(
+        stats.cap_hits >= 1_000,
+        "forgotten accounts are counted: {stats:?}"
     );
 }

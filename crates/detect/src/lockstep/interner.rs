@@ -23,6 +23,8 @@ pub(super) struct Interner<V> {
     next: u32,
     /// Heap bytes of the names, kept as they change.
     heap: usize,
+    /// Entries forgotten to make room at the count cap (not serialized: a counter).
+    pub(super) evicted: u64,
 }
 
 impl<V: Serialize> Serialize for Interner<V> {
@@ -41,6 +43,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
             names,
             next,
             heap,
+            evicted: 0,
         })
     }
 }
@@ -52,6 +55,7 @@ impl<V: Default> Default for Interner<V> {
             names: FxHashMap::default(),
             next: 0,
             heap: 0,
+            evicted: 0,
         }
     }
 }
@@ -66,8 +70,9 @@ pub(super) enum Refused {
 }
 
 impl<V: Default> Interner<V> {
-    /// The id and value of `s`, created if new (unless `cap` is reached or `budget`
-    /// refuses, including the growth of a full table); marks it seen at `ts`.
+    /// The id and value of `s`, created if new (at `cap` entries, after forgetting the
+    /// stalest eighth; unless `budget` refuses, including the growth of a full table);
+    /// marks it seen at `ts`.
     pub(super) fn get_or_insert(
         &mut self,
         s: &str,
@@ -76,6 +81,11 @@ impl<V: Default> Interner<V> {
         budget: &mut Budget,
     ) -> Result<(u32, &mut V), Refused> {
         let key = key64(s);
+        if self.ids.len() >= cap && !self.ids.contains_key(&key) {
+            // Full: forget the stalest eighth rather than refuse every newcomer until the
+            // horizon frees room (at platform scale that would blind the detector for weeks).
+            self.evicted += self.evict_stalest(cap.div_ceil(8)) as u64;
+        }
         let len = self.ids.len();
         // Both tables grow together; the fuller one decides when they double.
         let room = (self.ids.capacity() - len).min(self.names.capacity() - self.names.len());
@@ -130,6 +140,22 @@ impl<V: Default> Interner<V> {
                 self.heap -= n.heap_bytes();
             }
         }
+    }
+
+    /// Forget the `n` entries seen longest ago (more on a tie in last-seen time, so that
+    /// the choice depends on event times only); returns how many went.
+    fn evict_stalest(&mut self, n: usize) -> usize {
+        let mut seen: Vec<Ts> = self.ids.values().map(|(_, seen, _)| *seen).collect();
+        if seen.is_empty() {
+            return 0;
+        }
+        let n = n.clamp(1, seen.len());
+        let (_, nth, _) = seen.select_nth_unstable(n - 1);
+        let cutoff = nth.saturating_add(1);
+        let before = self.ids.len();
+        self.evict(cutoff, |_| ());
+        debug_assert!(before - self.ids.len() >= n);
+        before - self.ids.len()
     }
 
     /// Give back table memory beyond what the entries need (under memory pressure).

@@ -541,7 +541,11 @@ impl Detector for Lockstep {
                 findings,
                 members,
             ],
-            cap_hits: self.cap_hits + self.sightings.overwritten + self.findings.cap_hits(),
+            cap_hits: self.cap_hits
+                + self.sightings.overwritten
+                + self.accounts.evicted
+                + self.posts.evicted
+                + self.findings.cap_hits(),
             budget: self.budget,
         }
     }
