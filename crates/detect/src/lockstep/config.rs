@@ -75,8 +75,10 @@ impl Default for LockstepConfig {
             min_group_size: 5,
             min_density: 0.3,
             detect_interval_ms: 60_000,
-            max_accounts: 4_000_000,
-            max_targets: 2_000_000,
+            // 7/8 of a power of two: a hash table's full load, so reaching the cap
+            // never doubles the table for the last few entries (2^22 and 2^21 buckets).
+            max_accounts: 3_670_016,
+            max_targets: 1_835_008,
             max_pairs: 8_000_000,
             max_single_pairs: 2 << 20,
             max_state_bytes: 512 << 20,
