@@ -12,7 +12,7 @@ use std::collections::hash_map::Entry;
 /// or copied per event); the name is kept once, for alerts. Two names with the same
 /// key are one entity (see [`key64`] for the odds).
 ///
-/// Serialized as an anonymous `(next, ids, names)` tuple: a generic struct would carry
+/// Serialized as an anonymous `(next, ids, names, evicted)` tuple: a generic struct would carry
 /// one name for every `V`, and the snapshot schema (traced by name) would see only the first.
 #[derive(Debug)]
 pub(super) struct Interner<V> {
@@ -23,27 +23,28 @@ pub(super) struct Interner<V> {
     next: u32,
     /// Heap bytes of the names, kept as they change.
     heap: usize,
-    /// Entries forgotten to make room at the count cap (not serialized: a counter).
+    /// Entries forgotten to make room at the count cap (kept in snapshots, as the other
+    /// cap counters are, so that the exported counter never goes back on a restore).
     pub(super) evicted: u64,
 }
 
 impl<V: Serialize> Serialize for Interner<V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.next, &self.ids, &self.names).serialize(s)
+        (self.next, &self.ids, &self.names, self.evicted).serialize(s)
     }
 }
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        type Parts<V> = (u32, FxHashMap<u64, (u32, Ts, V)>, FxHashMap<u32, Name>);
-        let (next, ids, names) = Parts::<V>::deserialize(d)?;
+        type Parts<V> = (u32, FxHashMap<u64, (u32, Ts, V)>, FxHashMap<u32, Name>, u64);
+        let (next, ids, names, evicted) = Parts::<V>::deserialize(d)?;
         let heap = names.values().map(Name::heap_bytes).sum();
         Ok(Interner {
             ids,
             names,
             next,
             heap,
-            evicted: 0,
+            evicted,
         })
     }
 }
