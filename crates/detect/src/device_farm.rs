@@ -75,10 +75,11 @@ impl DetectorConfig for DeviceFarmConfig {
 #[derive(Debug, Serialize, Deserialize)]
 struct DeviceState {
     name: Name,
-    /// The accounts seen within the window, each with its last event time. A short list
+    /// The accounts seen within the window, each with its last event time: a short list
     /// (a family phone holds 2-4, a farm tens, `max_accounts_per_device` at most), searched
-    /// by key: one allocation per device instead of a hash table.
-    recent: Vec<Recent>,
+    /// by key. The first lies in the device's own slot: most devices carry one account,
+    /// and their events then touch no memory beyond the table.
+    recent: Window,
     /// Once a finding: its key in [`DeviceFarm::findings`].
     finding: Option<u64>,
 }
@@ -89,6 +90,60 @@ struct Recent {
     ts: Ts,
     /// Read only when the device becomes a finding.
     name: Name,
+}
+
+/// The accounts of one device: never empty (a device whose window empties is dropped).
+#[derive(Debug, Serialize, Deserialize)]
+struct Window {
+    head: Recent,
+    tail: Vec<Recent>,
+}
+
+impl Window {
+    fn new(first: Recent) -> Self {
+        Window {
+            head: first,
+            tail: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        1 + self.tail.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Recent> {
+        std::iter::once(&self.head).chain(&self.tail)
+    }
+
+    fn find_mut(&mut self, key: u64) -> Option<&mut Recent> {
+        if self.head.key == key {
+            return Some(&mut self.head);
+        }
+        self.tail.iter_mut().find(|r| r.key == key)
+    }
+
+    fn push(&mut self, r: Recent) {
+        if self.tail.capacity() == 0 {
+            // A second account: room for a family phone, not the default four.
+            self.tail.reserve_exact(1);
+        }
+        self.tail.push(r);
+    }
+
+    /// Keep the accounts seen at or after `horizon`; `false` if none is left.
+    fn retain_since(&mut self, horizon: Ts) -> bool {
+        self.tail.retain(|r| r.ts >= horizon);
+        if self.head.ts < horizon {
+            match self.tail.pop() {
+                Some(r) => self.head = r,
+                None => return false,
+            }
+        }
+        if self.tail.is_empty() {
+            self.tail = Vec::new();
+        }
+        true
+    }
 }
 
 /// Heap bytes one recent account costs (entry, and the name if it is not inline).
@@ -137,18 +192,14 @@ impl DeviceFarm {
         let horizon = watermark.saturating_sub(self.cfg.window_ms);
         let (mut accounts, mut bytes) = (0, 0);
         self.devices.retain(|_, st| {
-            st.recent.retain(|r| r.ts >= horizon);
-            accounts += st.recent.len();
-            bytes += st
-                .recent
-                .iter()
-                .map(|r| recent_bytes(&r.name))
-                .sum::<usize>();
-            let keep = !st.recent.is_empty();
-            if keep {
-                bytes += st.name.heap_bytes();
+            if !st.recent.retain_since(horizon) {
+                return false;
             }
-            keep
+            accounts += st.recent.len();
+            bytes += st.name.heap_bytes();
+            bytes += st.recent.tail.capacity() * std::mem::size_of::<Recent>();
+            bytes += st.recent.iter().map(|r| r.name.heap_bytes()).sum::<usize>();
+            true
         });
         self.accounts = accounts;
         self.name_bytes = bytes;
@@ -160,9 +211,33 @@ impl Detector for DeviceFarm {
         let Some(device) = ev.device.as_deref() else {
             return;
         };
+        let account = ev.account.as_ref();
+        let key = key64(account);
         let (devices, capacity) = (self.devices.len(), self.devices.capacity());
         let st = match self.devices.entry(key64(device)) {
-            Entry::Occupied(o) => o.into_mut(),
+            Entry::Occupied(o) => {
+                let st = o.into_mut();
+                let full = st.recent.len() >= self.cfg.max_accounts_per_device;
+                match st.recent.find_mut(key) {
+                    Some(r) => r.ts = r.ts.max(ev.ts),
+                    None if full => {
+                        self.cap_hits += 1;
+                        return;
+                    }
+                    None if !self.budget.admits() => return,
+                    None => {
+                        let name = Name::from(account);
+                        self.name_bytes += recent_bytes(&name);
+                        st.recent.push(Recent {
+                            key,
+                            ts: ev.ts,
+                            name,
+                        });
+                        self.accounts += 1;
+                    }
+                }
+                st
+            }
             Entry::Vacant(_) if devices >= self.cfg.max_devices => {
                 self.cap_hits += 1;
                 return;
@@ -177,37 +252,20 @@ impl Detector for DeviceFarm {
                 return
             }
             Entry::Vacant(v) => {
-                let name = Name::from(device);
-                self.name_bytes += name.heap_bytes();
+                let (name, first) = (Name::from(device), Name::from(account));
+                self.name_bytes += name.heap_bytes() + first.heap_bytes();
+                self.accounts += 1;
                 v.insert(DeviceState {
                     name,
-                    // Most devices carry one account: room for one (a first push would make four).
-                    recent: Vec::with_capacity(1),
+                    recent: Window::new(Recent {
+                        key,
+                        ts: ev.ts,
+                        name: first,
+                    }),
                     finding: None,
                 })
             }
         };
-        let account = ev.account.as_ref();
-        let key = key64(account);
-        let full = st.recent.len() >= self.cfg.max_accounts_per_device;
-        match st.recent.iter_mut().find(|r| r.key == key) {
-            Some(r) => r.ts = r.ts.max(ev.ts),
-            None if full => {
-                self.cap_hits += 1;
-                return;
-            }
-            None if !self.budget.admits() => return,
-            None => {
-                let name = Name::from(account);
-                self.name_bytes += recent_bytes(&name);
-                st.recent.push(Recent {
-                    key,
-                    ts: ev.ts,
-                    name,
-                });
-                self.accounts += 1;
-            }
-        }
         if st.recent.len() < self.cfg.min_accounts && st.finding.is_none() {
             return;
         }

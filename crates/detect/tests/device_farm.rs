@@ -205,3 +205,20 @@ fn the_memory_budget_bounds_devices_and_counts_refusals() {
         "refusals are counted: {bounded:?}"
     );
 }
+
+#[test]
+fn the_first_account_leaving_the_window_makes_room_and_is_not_a_member() {
+    // a000 first (the device's inline slot), six more 2000 s later; the sweep at 4000 s
+    // drops a000 only. Two newcomers then make eight, and the farm is those eight.
+    let got = check(vec![
+        logins(0, 0..1, "d"),
+        logins(2000, 1..7, "d"),
+        Step::Tick(4000),
+        logins(4100, 7..8, "d"),
+        Step::Tick(4150),
+        logins(4200, 8..9, "d"),
+        Step::Tick(4300),
+    ]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].2, names(1..9));
+}
