@@ -8,7 +8,7 @@
 use crate::clock::{Lane, Lanes, Ticker, Timeliness};
 use crate::config::LeveeConfig;
 use crate::dead_letter::{DeadLetter, Position};
-use crate::reorder::{Held, ReorderBuffer};
+use crate::reorder::{Released, ReorderBuffer};
 use levee_detect::{DetectorStats, Detectors};
 use levee_model::{decode, Alert, AlertKind, EventType, Limits, Reason, Ts};
 use serde::{Deserialize, Serialize};
@@ -113,7 +113,7 @@ impl Pipeline {
             self.detectors.on_event(&ev, alerts);
         } else {
             match std::str::from_utf8(bytes) {
-                Ok(text) => self.held.push(Held::new(text, &ev)),
+                Ok(text) => self.held.push(text, &ev),
                 // `decode` accepted it, so it is UTF-8; never reached.
                 Err(_) => debug_assert!(false, "a decoded record is UTF-8"),
             }
@@ -170,7 +170,13 @@ impl Pipeline {
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
         let before = alerts.len();
         while let Some(h) = self.held.pop() {
-            self.deliver(h, alerts);
+            deliver(
+                h,
+                &mut self.ticker,
+                &mut self.detectors,
+                &self.limits,
+                alerts,
+            );
         }
         if let Some(newest) = self.lanes.newest() {
             self.released = self.released.max(Some(newest));
@@ -233,7 +239,13 @@ impl Pipeline {
         if let Some(w) = self.lanes.watermark() {
             if self.released.is_none_or(|r| w > r) {
                 while let Some(h) = self.held.pop_before(w) {
-                    self.deliver(h, alerts);
+                    deliver(
+                        h,
+                        &mut self.ticker,
+                        &mut self.detectors,
+                        &self.limits,
+                        alerts,
+                    );
                 }
                 self.released = Some(w);
                 // Ticks start with the first event handed over, so their sequence is a
@@ -249,21 +261,13 @@ impl Pipeline {
             let Some(h) = self.held.pop() else { break };
             self.counters.reorder_overflow += 1;
             self.released = self.released.max(Some(h.ts.saturating_add(1)));
-            self.deliver(h, alerts);
-        }
-    }
-
-    fn deliver(&mut self, h: Held, alerts: &mut Vec<Alert>) {
-        for b in self.ticker.due(h.ts) {
-            self.detectors.on_tick(b, alerts);
-        }
-        if let Some(ev) = h.event() {
-            self.detectors.on_event(&ev, alerts);
-            return;
-        }
-        match decode(h.record().as_bytes(), &self.limits) {
-            Ok(ev) => self.detectors.on_event(&ev, alerts),
-            Err(e) => debug_assert!(false, "a held record was accepted once: {e:?}"),
+            deliver(
+                h,
+                &mut self.ticker,
+                &mut self.detectors,
+                &self.limits,
+                alerts,
+            );
         }
     }
 
@@ -295,6 +299,27 @@ impl Pipeline {
             );
             self.counters.alerts[a.kind.index()] += 1;
         }
+    }
+}
+
+/// Hand one released record to the detectors, after the ticks before its time.
+fn deliver(
+    h: Released<'_>,
+    ticker: &mut Ticker,
+    detectors: &mut Detectors,
+    limits: &Limits,
+    alerts: &mut Vec<Alert>,
+) {
+    for b in ticker.due(h.ts) {
+        detectors.on_tick(b, alerts);
+    }
+    if let Some(ev) = h.event() {
+        detectors.on_event(&ev, alerts);
+        return;
+    }
+    match decode(h.record().as_bytes(), limits) {
+        Ok(ev) => detectors.on_event(&ev, alerts),
+        Err(e) => debug_assert!(false, "a held record was accepted once: {e:?}"),
     }
 }
 

@@ -4,28 +4,158 @@
 //! events alone: the same set of events gives the detectors the same sequence whatever
 //! the arrival order, partitioning or batch sizes. The buffer is bounded in bytes. It is a
 //! calendar queue: ~1 s buckets of event time, each sorted once when it is the oldest.
+//! A bucket keeps its records in one arena string, each with its decoded event packed
+//! behind it (see [`crate::packed`]): holding a record allocates nothing of its own, and
+//! release re-borrows the event instead of decoding it again.
 
 use levee_model::{Event, Ts};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-/// Bytes an entry costs besides its record and skeleton (its slot in a bucket, the
-/// allocation's header): for the bound and the metric, so that a flood of tiny records
-/// is bounded too.
-pub const ENTRY_OVERHEAD: usize = 48;
+/// Bytes an entry costs besides its record and skeleton (its slot in a bucket): for the
+/// bound and the metric, so that a flood of tiny records is bounded too.
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Slot>();
 
-/// One accepted record, already validated (UTF-8 JSON), waiting for release, with its
-/// decoded event packed behind it (see [`crate::packed`]) so that release need not decode
-/// it again. Ordered by `(ts, record)`; snapshots keep only those two.
-#[derive(Debug, Clone)]
-pub struct Held {
-    pub ts: Ts,
-    /// The record's length in `data`, or `u32::MAX` if nothing is packed behind it (a
-    /// string had an escape, or the record came from a snapshot): release then decodes.
+/// One held record: where it lies in its bucket's arena.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    ts: Ts,
+    at: usize,
+    /// The record's length; the skeleton, if any, follows it up to `len`.
     record_len: u32,
-    data: Box<str>,
+    /// Record and skeleton. Equal to `record_len` if nothing is packed (a string had an
+    /// escape, or the record came from a snapshot): release then decodes.
+    len: u32,
 }
+
+impl Slot {
+    fn cost(&self) -> usize {
+        self.len as usize + ENTRY_OVERHEAD
+    }
+}
+
+/// A released record, borrowed from the buffer until the next call on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Released<'a> {
+    pub ts: Ts,
+    /// Record and skeleton.
+    data: &'a str,
+    record_len: usize,
+}
+
+impl<'a> Released<'a> {
+    /// The record as it arrived.
+    pub fn record(&self) -> &'a str {
+        self.data.get(..self.record_len).unwrap_or_default()
+    }
+
+    /// The event, re-borrowed from the record, if it was packed.
+    pub fn event(&self) -> Option<Event<'a>> {
+        if self.data.len() == self.record_len {
+            return None;
+        }
+        let ev = crate::packed::unpack(self.data, self.ts, self.record_len);
+        debug_assert!(ev.is_some(), "a packed event unpacks");
+        ev
+    }
+}
+
+/// Width of a release bucket: records are grouped by `ts >> BUCKET_BITS` (~1 s) and
+/// each bucket is sorted once, when it becomes the oldest.
+const BUCKET_BITS: u32 = 10;
+
+/// Records of one ~1 s slice of event time. Once `sorted`, ascending by `(ts, record)`,
+/// and `slots[next..]` are still held.
+#[derive(Debug, Default)]
+struct Bucket {
+    data: String,
+    slots: Vec<Slot>,
+    next: usize,
+    sorted: bool,
+}
+
+impl Bucket {
+    fn record(&self, s: &Slot) -> &str {
+        self.data
+            .get(s.at..s.at + s.record_len as usize)
+            .unwrap_or_default()
+    }
+
+    fn cmp(&self, a: &Slot, b: &Slot) -> Ordering {
+        a.ts.cmp(&b.ts)
+            .then_with(|| self.record(a).cmp(self.record(b)))
+    }
+
+    fn sort_once(&mut self) {
+        if !self.sorted {
+            let mut slots = std::mem::take(&mut self.slots);
+            slots.sort_unstable_by(|a, b| self.cmp(a, b));
+            self.slots = slots;
+            self.sorted = true;
+        }
+    }
+
+    /// Add the record whose text is `data[at..]` (just appended).
+    fn add(&mut self, ts: Ts, at: usize, record_len: usize) -> Slot {
+        let slot = Slot {
+            ts,
+            at,
+            record_len: u32::try_from(record_len).unwrap_or(u32::MAX),
+            len: u32::try_from(self.data.len() - at).unwrap_or(u32::MAX),
+        };
+        if self.sorted {
+            // A record behind a bucket already being released (out of order): keep it sorted.
+            let pos =
+                self.next + self.slots[self.next..].partition_point(|x| self.cmp(x, &slot).is_lt());
+            self.slots.insert(pos, slot);
+        } else {
+            self.slots.push(slot);
+        }
+        slot
+    }
+
+    fn released(&self, s: Slot) -> Released<'_> {
+        Released {
+            ts: s.ts,
+            data: self
+                .data
+                .get(s.at..s.at + s.len as usize)
+                .unwrap_or_default(),
+            record_len: s.record_len as usize,
+        }
+    }
+
+    fn is_spent(&self) -> bool {
+        self.sorted && self.next == self.slots.len()
+    }
+
+    fn held(&self) -> impl Iterator<Item = Released<'_>> {
+        self.slots
+            .get(self.next..)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| self.released(*s))
+    }
+}
+
+/// A calendar queue: buckets of ~1 s of event time in a small ordered map (the hold is
+/// lateness + grace, ~70 buckets), each sorted when it becomes the oldest. Cheaper than
+/// one binary heap over every held record (a pop there costs log n cache misses).
+#[derive(Debug, Default)]
+pub struct ReorderBuffer {
+    buckets: BTreeMap<Ts, Bucket>,
+    /// Spent buckets, cleared, whose arenas the next new buckets reuse.
+    spare: Vec<Bucket>,
+    len: usize,
+    bytes: usize,
+}
+
+/// Spent buckets kept for reuse (each keeps its arena's capacity).
+const SPARE_BUCKETS: usize = 4;
+/// A spent bucket whose arena grew beyond this (a burst) is freed, not kept.
+const SPARE_MAX_BYTES: usize = 8 << 20;
 
 /// The snapshot form of a held record.
 #[derive(Serialize, Deserialize)]
@@ -36,205 +166,118 @@ struct HeldText<'a> {
     record: Cow<'a, str>,
 }
 
-impl Serialize for Held {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        HeldText {
-            ts: self.ts,
-            record: Cow::Borrowed(self.record()),
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Held {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let h = HeldText::deserialize(d)?;
-        Ok(Held::bare(h.ts, &h.record))
-    }
-}
-
-impl Held {
-    /// Hold `record`, decoded as `ev` (whose strings borrow from `record`).
-    pub fn new(record: &str, ev: &Event<'_>) -> Held {
-        match (crate::packed::pack(record, ev), u32::try_from(record.len())) {
-            (Some(data), Ok(len)) if len != u32::MAX => Held {
-                ts: ev.ts,
-                record_len: len,
-                data,
-            },
-            _ => Held::bare(ev.ts, record),
-        }
-    }
-
-    /// A record held without its decoded event (decoded again at release).
-    pub fn bare(ts: Ts, record: &str) -> Held {
-        Held {
-            ts,
-            record_len: u32::MAX,
-            data: record.into(),
-        }
-    }
-
-    /// The record as it arrived.
-    pub fn record(&self) -> &str {
-        if self.record_len == u32::MAX {
-            &self.data
-        } else {
-            self.data
-                .get(..self.record_len as usize)
-                .unwrap_or_default()
-        }
-    }
-
-    /// The event, re-borrowed from the record if it was packed.
-    pub fn event(&self) -> Option<Event<'_>> {
-        if self.record_len == u32::MAX {
-            return None;
-        }
-        let ev = crate::packed::unpack(&self.data, self.ts, self.record_len as usize);
-        debug_assert!(ev.is_some(), "a packed event unpacks");
-        ev
-    }
-
-    /// Bytes this entry costs: record, skeleton and the per-entry overhead.
-    fn cost(&self) -> usize {
-        self.data.len() + ENTRY_OVERHEAD
-    }
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        (self.ts, self.record()) == (other.ts, other.record())
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.ts, self.record()).cmp(&(other.ts, other.record()))
-    }
-}
-
-/// Width of a release bucket: records are grouped by `ts >> BUCKET_BITS` (~1 s) and
-/// each bucket is sorted once, when it becomes the oldest.
-const BUCKET_BITS: u32 = 10;
-
-/// Records of one ~1 s slice of event time. `sorted`: descending by `(ts, record)`,
-/// so that the oldest is last and leaves with `Vec::pop`.
-#[derive(Debug, Default)]
-struct Bucket {
-    items: Vec<Held>,
-    sorted: bool,
-}
-
-/// A calendar queue: buckets of ~1 s of event time in a small ordered map (the hold is
-/// lateness + grace, ~70 buckets), each sorted when it becomes the oldest. Cheaper than
-/// one binary heap over every held record (a pop there costs log n cache misses).
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(from = "Stored", into = "Stored")]
-pub struct ReorderBuffer {
-    buckets: BTreeMap<Ts, Bucket>,
-    len: usize,
-    bytes: usize,
-}
-
 /// The snapshot form: every held record, in no particular order.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename = "ReorderBuffer")]
-struct Stored {
-    held: Vec<Held>,
+struct Stored<'a> {
+    #[serde(borrow)]
+    held: Vec<HeldText<'a>>,
 }
 
-impl From<Stored> for ReorderBuffer {
-    fn from(s: Stored) -> Self {
-        let mut b = ReorderBuffer::default();
-        for h in s.held {
-            b.push(h);
-        }
-        b
+impl Serialize for ReorderBuffer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let held = self
+            .buckets
+            .values()
+            .flat_map(Bucket::held)
+            .map(|r| HeldText {
+                ts: r.ts,
+                record: Cow::Borrowed(r.record()),
+            })
+            .collect();
+        Stored { held }.serialize(s)
     }
 }
 
-impl From<ReorderBuffer> for Stored {
-    fn from(b: ReorderBuffer) -> Self {
-        Stored {
-            held: b.buckets.into_values().flat_map(|k| k.items).collect(),
-        }
-    }
-}
-
-impl Clone for ReorderBuffer {
-    fn clone(&self) -> Self {
+impl<'de> Deserialize<'de> for ReorderBuffer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let stored = Stored::deserialize(d)?;
         let mut b = ReorderBuffer::default();
-        for h in self.buckets.values().flat_map(|k| &k.items) {
-            b.push(h.clone());
+        for h in stored.held {
+            b.push_bare(h.ts, &h.record);
         }
-        b
+        Ok(b)
     }
 }
 
 impl ReorderBuffer {
-    pub fn push(&mut self, held: Held) {
-        self.bytes += held.cost();
+    /// Hold `record`, decoded as `ev` (whose strings borrow from `record`).
+    pub fn push(&mut self, record: &str, ev: &Event<'_>) {
+        let bucket = self.bucket(ev.ts);
+        let at = bucket.data.len();
+        bucket.data.push_str(record);
+        // An event with an escaped string is not packed: release decodes it again.
+        let _ = crate::packed::pack_into(&mut bucket.data, record, ev);
+        let slot = bucket.add(ev.ts, at, record.len());
+        self.count_in(slot);
+    }
+
+    /// Hold a record without its decoded event (decoded again at release).
+    pub fn push_bare(&mut self, ts: Ts, record: &str) {
+        let bucket = self.bucket(ts);
+        let at = bucket.data.len();
+        bucket.data.push_str(record);
+        let slot = bucket.add(ts, at, record.len());
+        self.count_in(slot);
+    }
+
+    fn bucket(&mut self, ts: Ts) -> &mut Bucket {
+        let spare = &mut self.spare;
+        self.buckets
+            .entry(ts >> BUCKET_BITS)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+    }
+
+    fn count_in(&mut self, slot: Slot) {
+        self.bytes += slot.cost();
         self.len += 1;
-        let bucket = self.buckets.entry(held.ts >> BUCKET_BITS).or_default();
-        if bucket.sorted {
-            // A record behind a bucket already being released (out of order): keep it sorted.
-            let at = bucket.items.partition_point(|x| x > &held);
-            bucket.items.insert(at, held);
-        } else {
-            bucket.items.push(held);
-        }
     }
 
     /// The oldest record, if its time is before `bound`.
-    pub fn pop_before(&mut self, bound: Ts) -> Option<Held> {
-        let mut first = self.buckets.first_entry()?;
-        if first.key() << BUCKET_BITS >= bound {
-            return None;
-        }
-        let bucket = first.get_mut();
-        if !bucket.sorted {
-            bucket.items.sort_unstable_by(|a, b| b.cmp(a));
-            bucket.sorted = true;
-        }
-        if bucket.items.last()?.ts >= bound {
-            return None;
-        }
-        self.take_oldest()
+    pub fn pop_before(&mut self, bound: Ts) -> Option<Released<'_>> {
+        self.take_oldest(Some(bound))
     }
 
     /// The oldest record, whatever its time.
-    pub fn pop(&mut self) -> Option<Held> {
-        let bucket = self.buckets.values_mut().next()?;
-        if !bucket.sorted {
-            bucket.items.sort_unstable_by(|a, b| b.cmp(a));
-            bucket.sorted = true;
-        }
-        self.take_oldest()
+    pub fn pop(&mut self) -> Option<Released<'_>> {
+        self.take_oldest(None)
     }
 
-    /// Pop the last item of the first (sorted) bucket, dropping the bucket when empty.
-    fn take_oldest(&mut self) -> Option<Held> {
+    /// Release the next record of the oldest bucket (sorting it first), if before `bound`.
+    fn take_oldest(&mut self, bound: Option<Ts>) -> Option<Released<'_>> {
+        self.drop_spent();
         let mut first = self.buckets.first_entry()?;
-        debug_assert!(
-            first.get().sorted,
-            "the oldest bucket is sorted before a pop"
-        );
-        let h = first.get_mut().items.pop()?;
-        if first.get().items.is_empty() {
-            first.remove();
+        if bound.is_some_and(|b| *first.key() << BUCKET_BITS >= b) {
+            return None;
         }
+        let bucket = first.get_mut();
+        bucket.sort_once();
+        let slot = *bucket.slots.get(bucket.next)?;
+        if bound.is_some_and(|b| slot.ts >= b) {
+            return None;
+        }
+        bucket.next += 1;
         self.len -= 1;
-        self.bytes -= h.cost();
-        Some(h)
+        self.bytes -= slot.cost();
+        Some(first.into_mut().released(slot))
+    }
+
+    /// Retire the oldest buckets once every record of theirs left (their arenas lived
+    /// until then: what was released last borrows from them).
+    fn drop_spent(&mut self) {
+        while let Some(first) = self.buckets.first_entry() {
+            if !first.get().is_spent() {
+                return;
+            }
+            let mut b = first.remove();
+            if self.spare.len() < SPARE_BUCKETS && b.data.capacity() <= SPARE_MAX_BYTES {
+                b.data.clear();
+                b.slots.clear();
+                b.next = 0;
+                b.sorted = false;
+                self.spare.push(b);
+            }
+        }
     }
 
     /// Recompute the byte count (after a restore: restored entries have nothing packed).
@@ -242,8 +285,8 @@ impl ReorderBuffer {
         self.bytes = self
             .buckets
             .values()
-            .flat_map(|b| &b.items)
-            .map(Held::cost)
+            .flat_map(|b| &b.slots[b.next..])
+            .map(Slot::cost)
             .sum();
     }
 
@@ -265,15 +308,11 @@ impl ReorderBuffer {
 mod tests {
     use super::*;
 
-    fn held(ts: Ts, r: &str) -> Held {
-        Held::bare(ts, r)
-    }
-
     #[test]
     fn releases_in_time_then_content_order() {
         let mut b = ReorderBuffer::default();
         for (ts, r) in [(5, "b"), (3, "z"), (5, "a"), (9, "x")] {
-            b.push(held(ts, r));
+            b.push_bare(ts, r);
         }
         assert_eq!(b.bytes(), 4 * (1 + ENTRY_OVERHEAD));
         let mut out = Vec::new();
@@ -306,7 +345,7 @@ mod tests {
             let ts = bound + (x >> 40) as Ts % 70_000 - if i % 97 == 0 { 3_000 } else { 0 };
             let r = format!("r{}", (x >> 20) % 50);
             all.push((ts, r.clone()));
-            b.push(held(ts, &r));
+            b.push_bare(ts, &r);
             if i % 50 == 0 {
                 bound += 1_500;
                 while let Some(h) = b.pop_before(bound) {
@@ -336,32 +375,57 @@ mod tests {
 
     #[test]
     fn snapshots_hold_records_as_text() {
-        let h = held(7, r#"{"a":"é"}"#);
-        let json = serde_json::to_string(&h).expect("serialize");
-        assert_eq!(json, r#"{"ts":7,"record":"{\"a\":\"é\"}"}"#);
-        assert_eq!(serde_json::from_str::<Held>(&json).expect("deserialize"), h);
+        let limits = levee_model::Limits::default();
+        let r = r#"{"type":"login","ts":7,"account":"é"}"#;
+        let mut b = ReorderBuffer::default();
+        b.push(
+            r,
+            &levee_model::decode(r.as_bytes(), &limits).expect("valid"),
+        );
+        let json = serde_json::to_string(&b).expect("serialize");
+        assert_eq!(
+            json,
+            r#"{"held":[{"ts":7,"record":"{\"type\":\"login\",\"ts\":7,\"account\":\"é\"}"}]}"#
+        );
+        let mut back: ReorderBuffer = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(
+            back.pop().map(|h| (h.ts, h.record().to_owned())),
+            Some((7, r.into()))
+        );
     }
 
     #[test]
     fn a_held_event_comes_back_identical_without_decoding() {
         let limits = levee_model::Limits::default();
-        for r in [
+        let records = [
             r#"{"type":"engage","ts":5,"account":"a","action":"like","post":"p","author":"u","topics":["t1","t2"],"device":"d","ua":"x"}"#,
             r#"{"type":"post","ts":5,"account":"a","post":"p","text":"hi","topics":[],"reply_to":"q"}"#,
             r#"{"type":"register","ts":5,"account":"a","name":"n","ip":"203.0.113.7"}"#,
             r#"{"type":"hotlist","ts":5,"account":"a","topic":"t","action":"search","rank":3}"#,
             r#"{"type":"follow","ts":5,"account":"a","target":"b"}"#,
             r#"{"type":"login","ts":5,"account":"esc\u0061ped"}"#,
-        ] {
-            let want = levee_model::decode(r.as_bytes(), &limits).expect("valid");
-            let h = Held::new(r, &want);
-            let escaped = r.contains('\\');
-            let cost = h.cost();
-            match h.event() {
-                Some(got) => assert_eq!(got, want, "{r}"),
-                None => assert!(escaped, "only an unescaped copy falls back: {r}"),
-            }
-            assert!(cost >= r.len() + ENTRY_OVERHEAD);
+        ];
+        let mut b = ReorderBuffer::default();
+        for r in records {
+            b.push(
+                r,
+                &levee_model::decode(r.as_bytes(), &limits).expect("valid"),
+            );
         }
+        assert!(b.bytes() >= records.iter().map(|r| r.len() + ENTRY_OVERHEAD).sum());
+        let mut n = 0;
+        while let Some(h) = b.pop() {
+            let want = levee_model::decode(h.record().as_bytes(), &limits).expect("valid");
+            match h.event() {
+                Some(got) => assert_eq!(got, want, "{}", h.record()),
+                None => assert!(
+                    h.record().contains('\\'),
+                    "only an unescaped copy falls back: {}",
+                    h.record()
+                ),
+            }
+            n += 1;
+        }
+        assert_eq!((n, b.len(), b.bytes()), (records.len(), 0, 0));
     }
 }
