@@ -13,6 +13,6 @@ mod event;
 mod reason;
 
 pub use alert::{fnv1a64, stable_id, Alert, AlertKind, Severity, Window, ALERT_CONTRACT_VERSION};
-pub use decode::{decode, DecodeError, Limits};
+pub use decode::{decode, decode_text, DecodeError, Limits};
 pub use event::{Body, EngageAction, Event, EventType, FollowAction, HotlistAction, Ts};
 pub use reason::Reason;

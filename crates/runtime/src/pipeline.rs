@@ -10,7 +10,7 @@ use crate::config::LeveeConfig;
 use crate::dead_letter::{DeadLetter, Position};
 use crate::reorder::{Released, ReorderBuffer};
 use levee_detect::{DetectorStats, Detectors};
-use levee_model::{decode, Alert, AlertKind, EventType, Limits, Reason, Ts};
+use levee_model::{decode, decode_text, Alert, AlertKind, EventType, Limits, Reason, Ts};
 use serde::{Deserialize, Serialize};
 
 /// Cumulative counts, kept as plain arrays on the hot path and published per batch.
@@ -97,8 +97,8 @@ impl Pipeline {
         dead: &mut Vec<DeadLetter>,
     ) {
         self.counters.records += 1;
-        let ev = match decode(bytes, &self.limits) {
-            Ok(ev) => ev,
+        let (text, ev) = match decode_text(bytes, &self.limits) {
+            Ok(decoded) => decoded,
             Err(e) => return self.dead(e.reason, e.detail, bytes, pos, dead),
         };
         match self.lanes.observe(lane, ev.ts) {
@@ -112,11 +112,7 @@ impl Pipeline {
             self.counters.out_of_order += 1;
             self.detectors.on_event(&ev, alerts);
         } else {
-            match std::str::from_utf8(bytes) {
-                Ok(text) => self.held.push(text, &ev),
-                // `decode` accepted it, so it is UTF-8; never reached.
-                Err(_) => debug_assert!(false, "a decoded record is UTF-8"),
-            }
+            self.held.push(text, &ev);
         }
         self.release(alerts);
         self.count_alerts(before, alerts);

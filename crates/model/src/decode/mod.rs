@@ -48,14 +48,23 @@ fn err(reason: Reason, detail: &'static str) -> DecodeError {
 
 /// Decode and validate one record. Never panics; unknown fields are ignored.
 pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, DecodeError> {
+    decode_text(bytes, limits).map(|(_, ev)| ev)
+}
+
+/// [`decode()`], also returning the record as the text it was validated to be.
+pub fn decode_text<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> Result<(&'a str, Event<'a>), DecodeError> {
     if bytes.len() > limits.max_record_bytes {
         return Err(err(Reason::TooLong, "record"));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| err(Reason::InvalidUtf8, "record"))?;
-    if let Some(raw) = fast::scan(text) {
-        return raw.validate();
-    }
-    slow(text)?.validate()
+    let raw = match fast::scan(text) {
+        Some(raw) => raw,
+        None => slow(text)?,
+    };
+    Ok((text, raw.validate()?))
 }
 
 /// The authoritative path: serde_json with a field-tracking visitor. Any record the
