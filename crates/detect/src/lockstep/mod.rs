@@ -183,8 +183,10 @@ impl Lockstep {
                 .fold(0, |x, &(b, _)| x ^ self.sightings.touch(pair_key(a, b)));
             std::hint::black_box(touched);
         }
+        // One weight per engagement: it depends on the post's degree only.
+        let weight = co_weight(degree, cfg.popular_degree);
         for &(b, at) in &partners {
-            self.co_engaged(a, b, p, ts, (ts - at).abs(), degree, may_create);
+            self.co_engaged(a, b, p, ts, (ts - at).abs(), (degree, weight), may_create);
         }
         self.partners = partners;
     }
@@ -204,11 +206,10 @@ impl Lockstep {
         post: u32,
         ts: Ts,
         gap: i64,
-        degree: u32,
+        (degree, weight): (u32, f64),
         may_create: bool,
     ) {
         let key = pair_key(a, b);
-        let weight = co_weight(degree, self.cfg.popular_degree);
         let pair = match self.pairs.get_mut(&key) {
             Some(p) => p,
             None if !may_create => return,
