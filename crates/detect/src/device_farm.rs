@@ -5,15 +5,13 @@
 //! accounts seen on it later join the finding, which is re-emitted on material change.
 
 use crate::detector::{
-    key64, table_bytes, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every,
-    MapStats,
+    key64, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
 };
 use crate::findings::{Figure, Findings, FindingsConfig};
+use crate::flat::{Entry, FlatMap};
 use crate::name::Name;
 use levee_model::{stable_id, Alert, AlertKind, Event, Ts};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,7 +70,7 @@ impl DetectorConfig for DeviceFarmConfig {
 }
 
 /// One device, keyed by [`key64`] of its fingerprint.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct DeviceState {
     name: Name,
     /// The accounts seen within the window, each with its last event time: a short list
@@ -84,7 +82,7 @@ struct DeviceState {
     finding: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Recent {
     key: u64,
     ts: Ts,
@@ -93,7 +91,7 @@ struct Recent {
 }
 
 /// The accounts of one device: never empty (a device whose window empties is dropped).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Window {
     head: Recent,
     tail: Vec<Recent>,
@@ -155,7 +153,7 @@ fn recent_bytes(name: &Name) -> usize {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DeviceFarm {
     cfg: DeviceFarmConfig,
-    devices: FxHashMap<u64, DeviceState>,
+    devices: FlatMap<DeviceState>,
     findings: Findings,
     sweep: Every,
     /// Account entries across every device's window, and heap bytes of all names.
@@ -178,7 +176,7 @@ impl DetectorKind for DeviceFarm {
             sweep: Every::new((cfg.window_ms / 8).max(1)),
             budget: Budget::new(cfg.max_state_bytes),
             cfg,
-            devices: FxHashMap::default(),
+            devices: FlatMap::default(),
             accounts: 0,
             name_bytes: 0,
             cap_hits: 0,
@@ -213,10 +211,13 @@ impl Detector for DeviceFarm {
         };
         let account = ev.account.as_ref();
         let key = key64(account);
-        let (devices, capacity) = (self.devices.len(), self.devices.capacity());
+        let (devices, capacity, table) = (
+            self.devices.len(),
+            self.devices.capacity(),
+            self.devices.bytes(),
+        );
         let st = match self.devices.entry(key64(device)) {
-            Entry::Occupied(o) => {
-                let st = o.into_mut();
+            Entry::Occupied(st) => {
                 let full = st.recent.len() >= self.cfg.max_accounts_per_device;
                 match st.recent.find_mut(key) {
                     Some(r) => r.ts = r.ts.max(ev.ts),
@@ -242,15 +243,7 @@ impl Detector for DeviceFarm {
                 self.cap_hits += 1;
                 return;
             }
-            Entry::Vacant(_)
-                if !self.budget.admits_insert(
-                    devices,
-                    capacity,
-                    table_bytes::<u64, DeviceState>(capacity, 0),
-                ) =>
-            {
-                return
-            }
+            Entry::Vacant(_) if !self.budget.admits_insert(devices, capacity, table) => return,
             Entry::Vacant(v) => {
                 let (name, first) = (Name::from(device), Name::from(account));
                 self.name_bytes += name.heap_bytes() + first.heap_bytes();
@@ -324,7 +317,7 @@ impl Detector for DeviceFarm {
                 MapStats {
                     map: "devices",
                     entries: self.devices.len() as u64,
-                    bytes: table_bytes::<u64, DeviceState>(self.devices.capacity(), 0),
+                    bytes: self.devices.bytes(),
                 },
                 MapStats {
                     map: "device_accounts",

@@ -8,6 +8,7 @@
 //!
 //! - [`detector`]: the seam (the [`Detector`] trait, [`DetectorKind`], stats, schedules).
 //! - [`findings`]: stable ids, revisions, the re-emission rule, the alert builder.
+//! - `flat`: the hash table of 64-bit keys hot detector state lives in (one miss a lookup).
 //! - `name`: compact owned names (short ones inline).
 //! - `registry`: the fixed list of detectors and their config sections.
 //!
@@ -21,6 +22,7 @@
 pub mod detector;
 mod device_farm;
 pub mod findings;
+mod flat;
 pub mod lockstep;
 mod name;
 mod registry;

@@ -43,6 +43,16 @@ impl Name {
     }
 }
 
+/// The empty name (an unused slot's).
+impl Default for Name {
+    fn default() -> Self {
+        Name::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        }
+    }
+}
+
 impl From<&str> for Name {
     fn from(s: &str) -> Self {
         if s.len() <= INLINE {

@@ -1,11 +1,11 @@
 //! Names to small ids: accounts and posts keyed by a stable 64-bit hash, each with a value.
 
 use crate::detector::{key64, table_bytes, Budget, MapStats};
+use crate::flat::{Entry, FlatMap};
 use crate::name::Name;
 use levee_model::Ts;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
 
 /// Names to monotonic ids, each with a value `V`. Ids are never reused, so a stale id
 /// can only miss. The hot map is keyed by [`key64`] of the name (no string compared
@@ -16,8 +16,8 @@ use std::collections::hash_map::Entry;
 /// one name for every `V`, and the snapshot schema (traced by name) would see only the first.
 #[derive(Debug)]
 pub(super) struct Interner<V> {
-    /// key64(name) -> (id, last seen, value)
-    ids: FxHashMap<u64, (u32, Ts, V)>,
+    /// key64(name) -> (id, last seen, value), in the key's slot (one miss a lookup)
+    ids: FlatMap<(u32, Ts, V)>,
     /// id -> name; short names inline (no allocation per name)
     names: FxHashMap<u32, Name>,
     next: u32,
@@ -34,9 +34,9 @@ impl<V: Serialize> Serialize for Interner<V> {
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
+impl<'de, V: Deserialize<'de> + Default> Deserialize<'de> for Interner<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        type Parts<V> = (u32, FxHashMap<u64, (u32, Ts, V)>, FxHashMap<u32, Name>, u64);
+        type Parts<V> = (u32, FlatMap<(u32, Ts, V)>, FxHashMap<u32, Name>, u64);
         let (next, ids, names, evicted) = Parts::<V>::deserialize(d)?;
         let heap = names.values().map(Name::heap_bytes).sum();
         Ok(Interner {
@@ -52,7 +52,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Interner<V> {
 impl<V: Default> Default for Interner<V> {
     fn default() -> Self {
         Interner {
-            ids: FxHashMap::default(),
+            ids: FlatMap::default(),
             names: FxHashMap::default(),
             next: 0,
             heap: 0,
@@ -82,7 +82,7 @@ impl<V: Default> Interner<V> {
         budget: &mut Budget,
     ) -> Result<(u32, &mut V), Refused> {
         let key = key64(s);
-        if self.ids.len() >= cap && !self.ids.contains_key(&key) {
+        if self.ids.len() >= cap && !self.ids.contains_key(key) {
             // Full: forget the stalest eighth rather than refuse every newcomer until the
             // horizon frees room (at platform scale that would blind the detector for weeks).
             self.evicted += self.evict_stalest(cap.div_ceil(8)) as u64;
@@ -96,7 +96,7 @@ impl<V: Default> Interner<V> {
             0
         };
         let (id, seen, v) = match self.ids.entry(key) {
-            Entry::Occupied(o) => o.into_mut(),
+            Entry::Occupied(o) => o,
             Entry::Vacant(_) if !budget.admits() => return Err(Refused::Budget),
             Entry::Vacant(_) if len >= cap => return Err(Refused::Cap),
             Entry::Vacant(_) if !budget.admits_insert(len, len + room, bytes) => {
@@ -122,7 +122,7 @@ impl<V: Default> Interner<V> {
     pub(super) fn value(&self, id: u32) -> Option<&V> {
         // Rare (reports, edge promotions): re-hash the name rather than keep its key.
         let key = key64(self.names.get(&id)?.as_str());
-        self.ids.get(&key).map(|(_, _, v)| v)
+        self.ids.get(key).map(|(_, _, v)| v)
     }
 
     /// Forget entries last seen before `cutoff`, showing each forgotten value to `dropped`.
@@ -169,7 +169,8 @@ impl<V: Default> Interner<V> {
         MapStats {
             map,
             entries: self.ids.len() as u64,
-            bytes: table_bytes::<u64, (u32, Ts, V)>(self.ids.capacity(), self.heap + value_heap)
+            bytes: self.ids.bytes()
+                + (self.heap + value_heap) as u64
                 + table_bytes::<u32, Name>(self.names.capacity(), 0),
         }
     }
