@@ -23,6 +23,7 @@ use crate::detector::{
     table_bytes, Budget, Detector, DetectorKind, DetectorStats, Every, MapStats,
 };
 use crate::findings::{Figure, Findings};
+use crate::flat::{Entry, FlatMap};
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,11 @@ fn co_weight(degree: u32, popular_degree: f64) -> f64 {
     1.0 / (1.0 + (1.0 + f64::from(degree) / popular_degree).ln())
 }
 
+/// A post id's key in [`Lockstep::active`] (never 0, which the table keeps for empty).
+fn active_key(post: u32) -> u64 {
+    u64::from(post) | 1 << 32
+}
+
 fn pair_key(a: u32, b: u32) -> u64 {
     (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
 }
@@ -76,7 +82,7 @@ pub struct Lockstep {
     /// Posts, each with its engagement count (popularity).
     posts: Interner<u32>,
     /// Posts engaged within the last 2 Δt, by id: who engaged them within Δt.
-    active: FxHashMap<u32, Active>,
+    active: FlatMap<Active>,
     /// Pairs seen on two or more targets (exact).
     pairs: FxHashMap<u64, Pair>,
     /// Pairs seen on one target so far.
@@ -115,7 +121,7 @@ impl DetectorKind for Lockstep {
             cfg,
             accounts: Interner::default(),
             posts: Interner::default(),
-            active: FxHashMap::default(),
+            active: FlatMap::default(),
             pairs: FxHashMap::default(),
             adj: FxHashMap::default(),
             edge_count: 0,
@@ -150,7 +156,10 @@ impl Lockstep {
         activity.saw(p);
         *degree = degree.saturating_add(1);
         let degree = *degree;
-        let t = self.active.entry(p).or_default();
+        let t = match self.active.entry(active_key(p)) {
+            Entry::Occupied(t) => t,
+            Entry::Vacant(e) => e.insert(Active::default()),
+        };
         t.newest = t.newest.max(ts);
         while t
             .recent
@@ -517,7 +526,7 @@ impl Detector for Lockstep {
                 MapStats {
                     map: "active_posts",
                     entries: self.active.len() as u64,
-                    bytes: table_bytes::<u32, Active>(self.active.capacity(), recent_heap),
+                    bytes: self.active.bytes() + recent_heap as u64,
                 },
                 MapStats {
                     map: "pairs",
