@@ -264,6 +264,9 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn num(&mut self) -> Option<u128> {
+        if let Some(v) = self.small() {
+            return Some(v as u128);
+        }
         let mut v = 0u128;
         for shift in (0..128).step_by(6) {
             let (&b, rest) = self.bytes.split_first()?;
@@ -276,9 +279,23 @@ impl<'a> Reader<'a> {
         None
     }
 
+    /// A number of at most 60 bits (an offset, a length, a count): the common case
+    /// without 128-bit arithmetic.
+    fn small(&mut self) -> Option<usize> {
+        let mut v = 0u64;
+        for (k, &b) in self.bytes.iter().take(10).enumerate() {
+            v |= u64::from(b & 0x3f) << (6 * k);
+            if b & 0x40 == 0 {
+                self.bytes = &self.bytes[k + 1..];
+                return usize::try_from(v).ok();
+            }
+        }
+        None
+    }
+
     fn str(&mut self) -> Option<Cow<'a, str>> {
-        let at = usize::try_from(self.num()?).ok()?;
-        let len = usize::try_from(self.num()?).ok()?;
+        let at = self.small()?;
+        let len = self.small()?;
         self.record.get(at..at.checked_add(len)?).map(Cow::Borrowed)
     }
 
@@ -291,7 +308,7 @@ impl<'a> Reader<'a> {
     }
 
     fn list(&mut self) -> Option<Vec<Cow<'a, str>>> {
-        let n = usize::try_from(self.num()?).ok()?;
+        let n = self.small()?;
         // Each entry takes at least two bytes: a corrupt count cannot allocate much.
         let mut v = Vec::with_capacity(n.min(self.bytes.len() / 2));
         for _ in 0..n {

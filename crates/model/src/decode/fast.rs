@@ -101,7 +101,10 @@ impl<'a> Scanner<'a> {
             self.i += 1;
         }
         let digits = self.i;
-        while let Some(b'0'..=b'9') = self.peek() {
+        let mut v: i64 = 0;
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            // At most 18 digits are kept (checked below): no overflow before that.
+            v = v.wrapping_mul(10).wrapping_add(i64::from(c - b'0'));
             self.i += 1;
         }
         let n = self.i - digits;
@@ -112,7 +115,11 @@ impl<'a> Scanner<'a> {
         if let Some(b'.' | b'e' | b'E') = self.peek() {
             return None;
         }
-        self.text.get(start..self.i)?.parse().ok()
+        debug_assert_eq!(
+            self.text.get(start..self.i)?.parse::<i64>().ok(),
+            Some(if neg { -v } else { v })
+        );
+        Some(if neg { -v } else { v })
     }
 
     fn strings(&mut self) -> Option<Vec<Cow<'a, str>>> {
