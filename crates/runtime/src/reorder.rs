@@ -148,6 +148,8 @@ pub struct ReorderBuffer {
     buckets: BTreeMap<Ts, Bucket>,
     /// Spent buckets, cleared, whose arenas the next new buckets reuse.
     spare: Vec<Bucket>,
+    /// The oldest bucket may be spent (its last record was released): retire it first.
+    retire: bool,
     len: usize,
     bytes: usize,
 }
@@ -245,7 +247,10 @@ impl ReorderBuffer {
 
     /// Release the next record of the oldest bucket (sorting it first), if before `bound`.
     fn take_oldest(&mut self, bound: Option<Ts>) -> Option<Released<'_>> {
-        self.drop_spent();
+        if self.retire {
+            self.drop_spent();
+            self.retire = false;
+        }
         let mut first = self.buckets.first_entry()?;
         if bound.is_some_and(|b| *first.key() << BUCKET_BITS >= b) {
             return None;
@@ -257,6 +262,7 @@ impl ReorderBuffer {
             return None;
         }
         bucket.next += 1;
+        self.retire = bucket.is_spent();
         self.len -= 1;
         self.bytes -= slot.cost();
         Some(first.into_mut().released(slot))
