@@ -69,10 +69,10 @@ impl DetectorConfig for DeviceFarmConfig {
     }
 }
 
-/// One device, keyed by [`key64`] of its fingerprint.
+/// One device, keyed by [`key64`] of its fingerprint. Its name is not kept: every
+/// alert about it is raised on one of its events, which carries the name.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct DeviceState {
-    name: Name,
     /// The accounts seen within the window, each with its last event time: a short list
     /// (a family phone holds 2-4, a farm tens, `max_accounts_per_device` at most), searched
     /// by key. The first lies in the device's own slot: most devices carry one account,
@@ -194,7 +194,6 @@ impl DeviceFarm {
                 return false;
             }
             accounts += st.recent.len();
-            bytes += st.name.heap_bytes();
             bytes += st.recent.tail.capacity() * std::mem::size_of::<Recent>();
             bytes += st.recent.iter().map(|r| r.name.heap_bytes()).sum::<usize>();
             true
@@ -245,11 +244,10 @@ impl Detector for DeviceFarm {
             }
             Entry::Vacant(_) if !self.budget.admits_insert(devices, capacity, table) => return,
             Entry::Vacant(v) => {
-                let (name, first) = (Name::from(device), Name::from(account));
-                self.name_bytes += name.heap_bytes() + first.heap_bytes();
+                let first = Name::from(account);
+                self.name_bytes += first.heap_bytes();
                 self.accounts += 1;
                 v.insert(DeviceState {
-                    name,
                     recent: Window::new(Recent {
                         key,
                         ts: ev.ts,
