@@ -64,6 +64,16 @@ pub struct VacantEntry<'a, V> {
     key: u64,
 }
 
+impl<'a, V: Default> Entry<'a, V> {
+    /// The value of the key, inserting `value` first if the key is absent.
+    pub fn or_insert(self, value: V) -> &'a mut V {
+        match self {
+            Entry::Occupied(v) => v,
+            Entry::Vacant(e) => e.insert(value),
+        }
+    }
+}
+
 impl<'a, V: Default> VacantEntry<'a, V> {
     /// Insert `value` (doubling the table first if it is full) and return it.
     pub fn insert(self, value: V) -> &'a mut V {
@@ -130,6 +140,14 @@ impl<V> FlatMap<V> {
         }
         let i = self.find(stored(key)).ok()?;
         Some(&self.slots[i].value)
+    }
+
+    pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
+        if self.len == 0 {
+            return None;
+        }
+        let i = self.find(stored(key)).ok()?;
+        Some(&mut self.slots[i].value)
     }
 
     pub fn contains_key(&self, key: u64) -> bool {

@@ -23,7 +23,7 @@ use crate::detector::{
     table_bytes, Budget, Detector, DetectorKind, DetectorStats, Every, MapStats,
 };
 use crate::findings::{Figure, Findings};
-use crate::flat::{Entry, FlatMap};
+use crate::flat::FlatMap;
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,7 @@ struct Active {
     newest: Ts,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Pair {
     first: Ts,
     last: Ts,
@@ -84,7 +84,7 @@ pub struct Lockstep {
     /// Posts engaged within the last 2 Δt, by id: who engaged them within Δt.
     active: FlatMap<Active>,
     /// Pairs seen on two or more targets (exact).
-    pairs: FxHashMap<u64, Pair>,
+    pairs: FlatMap<Pair>,
     /// Pairs seen on one target so far.
     sightings: Sightings,
     /// The coordination graph: adjacency of edge pairs.
@@ -122,7 +122,7 @@ impl DetectorKind for Lockstep {
             accounts: Interner::default(),
             posts: Interner::default(),
             active: FlatMap::default(),
-            pairs: FxHashMap::default(),
+            pairs: FlatMap::default(),
             adj: FxHashMap::default(),
             edge_count: 0,
             touched: FxHashSet::default(),
@@ -156,10 +156,10 @@ impl Lockstep {
         activity.saw(p);
         *degree = degree.saturating_add(1);
         let degree = *degree;
-        let t = match self.active.entry(active_key(p)) {
-            Entry::Occupied(t) => t,
-            Entry::Vacant(e) => e.insert(Active::default()),
-        };
+        let t = self
+            .active
+            .entry(active_key(p))
+            .or_insert(Active::default());
         t.newest = t.newest.max(ts);
         while t
             .recent
@@ -219,7 +219,7 @@ impl Lockstep {
         may_create: bool,
     ) {
         let key = pair_key(a, b);
-        let pair = match self.pairs.get_mut(&key) {
+        let pair = match self.pairs.get_mut(key) {
             Some(p) => p,
             None if !may_create => return,
             None => {
@@ -244,10 +244,7 @@ impl Lockstep {
                     return;
                 }
                 let (len, capacity) = (self.pairs.len(), self.pairs.capacity());
-                if !self
-                    .budget
-                    .admits_insert(len, capacity, table_bytes::<u64, Pair>(capacity, 0))
-                {
+                if !self.budget.admits_insert(len, capacity, self.pairs.bytes()) {
                     return;
                 }
                 let first = *first;
@@ -295,7 +292,7 @@ impl Lockstep {
             if pair.weight >= self.cfg.min_overlap * f64::from(least)
                 && synced as f64 >= self.cfg.min_sync_share * common as f64
             {
-                if let Some(pair) = self.pairs.get_mut(&key) {
+                if let Some(pair) = self.pairs.get_mut(key) {
                     pair.is_edge = true;
                 }
                 self.add_edge(a, b);
@@ -321,7 +318,7 @@ impl Lockstep {
         self.pairs.retain(|k, p| {
             let keep = p.last >= horizon && (p.hits >= 2 || p.last >= single);
             if !keep && p.is_edge {
-                dropped_edges.push(*k);
+                dropped_edges.push(k);
             }
             keep
         });
@@ -425,7 +422,7 @@ impl Lockstep {
         let (mut start, mut end, mut gaps, mut targets) =
             (Ts::MAX, Ts::MIN, Vec::new(), BTreeSet::new());
         for (a, b) in &g.edges {
-            if let Some(p) = self.pairs.get(&pair_key(*a, *b)) {
+            if let Some(p) = self.pairs.get(pair_key(*a, *b)) {
                 start = start.min(p.first);
                 end = end.max(p.last);
                 gaps.push(p.gap_sum_ms / f64::from(p.hits.max(1)));
@@ -531,7 +528,7 @@ impl Detector for Lockstep {
                 MapStats {
                     map: "pairs",
                     entries: self.pairs.len() as u64,
-                    bytes: table_bytes::<u64, Pair>(self.pairs.capacity(), 0),
+                    bytes: self.pairs.bytes(),
                 },
                 MapStats {
                     map: "single_pairs",
