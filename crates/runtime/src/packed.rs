@@ -27,7 +27,7 @@ pub fn pack_into(out: &mut String, record: &str, ev: &Event<'_>) -> Option<()> {
         base: record.as_ptr() as usize,
         len: record.len(),
     };
-    let done = w.skeleton(ev);
+    let done = skeleton(&mut w, ev);
     *out = w.out;
     if done.is_none() {
         out.truncate(start);
@@ -35,100 +35,98 @@ pub fn pack_into(out: &mut String, record: &str, ev: &Event<'_>) -> Option<()> {
     done
 }
 
-impl Writer {
-    fn skeleton(&mut self, ev: &Event<'_>) -> Option<()> {
-        let w = self;
-        let (tag, action, opts): (u128, u128, [bool; 2]) = match &ev.body {
-            Body::Register { name } => (0, 0, [name.is_some(), false]),
-            Body::Login => (1, 0, [false, false]),
-            Body::Post {
-                reply_to,
-                repost_of,
-                ..
-            } => (2, 0, [reply_to.is_some(), repost_of.is_some()]),
-            Body::Engage {
-                action,
-                author,
-                text,
-                ..
-            } => (
-                3,
-                index(EngageAction::ALL, *action),
-                [author.is_some(), text.is_some()],
-            ),
-            Body::Follow { action, .. } => (4, index(FollowAction::ALL, *action), [false, false]),
-            Body::Hotlist { action, rank, .. } => (
-                5,
-                index(HotlistAction::ALL, *action),
-                [rank.is_some(), false],
-            ),
-        };
-        let mut flags = 0;
-        for (has, bit) in [
-            (ev.device.is_some(), HAS_DEVICE),
-            (ev.ua.is_some(), HAS_UA),
-            (ev.account_created.is_some(), HAS_CREATED),
-            (matches!(ev.ip, Some(IpAddr::V4(_))), HAS_IP4),
-            (matches!(ev.ip, Some(IpAddr::V6(_))), HAS_IP6),
-            (opts[0], HAS_OPT[0]),
-            (opts[1], HAS_OPT[1]),
-        ] {
-            if has {
-                flags |= bit;
-            }
+/// Write the skeleton of `ev` with `w` (see the module docs for the layout).
+fn skeleton(w: &mut Writer, ev: &Event<'_>) -> Option<()> {
+    let (tag, action, opts): (u128, u128, [bool; 2]) = match &ev.body {
+        Body::Register { name } => (0, 0, [name.is_some(), false]),
+        Body::Login => (1, 0, [false, false]),
+        Body::Post {
+            reply_to,
+            repost_of,
+            ..
+        } => (2, 0, [reply_to.is_some(), repost_of.is_some()]),
+        Body::Engage {
+            action,
+            author,
+            text,
+            ..
+        } => (
+            3,
+            index(EngageAction::ALL, *action),
+            [author.is_some(), text.is_some()],
+        ),
+        Body::Follow { action, .. } => (4, index(FollowAction::ALL, *action), [false, false]),
+        Body::Hotlist { action, rank, .. } => (
+            5,
+            index(HotlistAction::ALL, *action),
+            [rank.is_some(), false],
+        ),
+    };
+    let mut flags = 0;
+    for (has, bit) in [
+        (ev.device.is_some(), HAS_DEVICE),
+        (ev.ua.is_some(), HAS_UA),
+        (ev.account_created.is_some(), HAS_CREATED),
+        (matches!(ev.ip, Some(IpAddr::V4(_))), HAS_IP4),
+        (matches!(ev.ip, Some(IpAddr::V6(_))), HAS_IP6),
+        (opts[0], HAS_OPT[0]),
+        (opts[1], HAS_OPT[1]),
+    ] {
+        if has {
+            flags |= bit;
         }
-        w.num(tag);
-        w.num(action);
-        w.num(flags);
-        match ev.ip {
-            Some(IpAddr::V4(a)) => w.num(u128::from(u32::from(a))),
-            Some(IpAddr::V6(a)) => w.num(u128::from(a)),
-            None => {}
-        }
-        if let Some(c) = ev.account_created {
-            w.num(zigzag(c));
-        }
-        w.str(&ev.account)?;
-        w.opt(&ev.device)?;
-        w.opt(&ev.ua)?;
-        match &ev.body {
-            Body::Register { name } => w.opt(name)?,
-            Body::Login => {}
-            Body::Post {
-                post,
-                text,
-                topics,
-                reply_to,
-                repost_of,
-            } => {
-                w.str(post)?;
-                w.str(text)?;
-                w.list(topics)?;
-                w.opt(reply_to)?;
-                w.opt(repost_of)?;
-            }
-            Body::Engage {
-                post,
-                author,
-                text,
-                topics,
-                ..
-            } => {
-                w.str(post)?;
-                w.opt(author)?;
-                w.opt(text)?;
-                w.list(topics)?;
-            }
-            Body::Follow { target, .. } => w.str(target)?,
-            Body::Hotlist { topic, rank, .. } => {
-                w.str(topic)?;
-                if let Some(r) = rank {
-                    w.num(u128::from(*r));
-                }
-            }
-        }
-        Some(())
     }
+    w.num(tag);
+    w.num(action);
+    w.num(flags);
+    match ev.ip {
+        Some(IpAddr::V4(a)) => w.num(u128::from(u32::from(a))),
+        Some(IpAddr::V6(a)) => w.num(u128::from(a)),
+        None => {}
+    }
+    if let Some(c) = ev.account_created {
+        w.num(zigzag(c));
+    }
+    w.str(&ev.account)?;
+    w.opt(&ev.device)?;
+    w.opt(&ev.ua)?;
+    match &ev.body {
+        Body::Register { name } => w.opt(name)?,
+        Body::Login => {}
+        Body::Post {
+            post,
+            text,
+            topics,
+            reply_to,
+            repost_of,
+        } => {
+            w.str(post)?;
+            w.str(text)?;
+            w.list(topics)?;
+            w.opt(reply_to)?;
+            w.opt(repost_of)?;
+        }
+        Body::Engage {
+            post,
+            author,
+            text,
+            topics,
+            ..
+        } => {
+            w.str(post)?;
+            w.opt(author)?;
+            w.opt(text)?;
+            w.list(topics)?;
+        }
+        Body::Follow { target, .. } => w.str(target)?,
+        Body::Hotlist { topic, rank, .. } => {
+            w.str(topic)?;
+            if let Some(r) = rank {
+                w.num(u128::from(*r));
+            }
+        }
+    }
+    Some(())
 }
 
 /// The event packed in `data` behind a record of `record_len` bytes, borrowing from it.
