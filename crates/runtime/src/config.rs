@@ -201,8 +201,11 @@ impl LeveeConfig {
         if r.tick_interval_ms <= 0 {
             return bad("runtime.tick_interval_ms must be > 0");
         }
-        if r.max_record_bytes < 1024 || r.batch_size == 0 {
-            return bad("runtime.max_record_bytes must be >= 1024 and runtime.batch_size > 0");
+        // The reorder buffer keeps record lengths in 32 bits.
+        if r.max_record_bytes < 1024 || r.max_record_bytes > 1 << 30 || r.batch_size == 0 {
+            return bad(
+                "runtime.max_record_bytes must be between 1024 and 2^30 and runtime.batch_size > 0",
+            );
         }
         if r.reorder_max_bytes < r.max_record_bytes {
             return bad("runtime.reorder_max_bytes must be >= runtime.max_record_bytes");

@@ -99,6 +99,10 @@ impl Bucket {
 
     /// Add the record whose text is `data[at..]` (just appended).
     fn add(&mut self, ts: Ts, at: usize, record_len: usize) -> Slot {
+        debug_assert!(
+            u32::try_from(self.data.len() - at).is_ok(),
+            "records are bounded by max_record_bytes (at most 2^30)"
+        );
         let slot = Slot {
             ts,
             at,
