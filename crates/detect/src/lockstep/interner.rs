@@ -61,26 +61,17 @@ impl<V: Default> Default for Interner<V> {
     }
 }
 
-/// Why a new name was not admitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refused {
-    /// The count cap was reached.
-    Cap,
-    /// The detector's memory budget (counted in the budget).
-    Budget,
-}
-
 impl<V: Default> Interner<V> {
     /// The id and value of `s`, created if new (at `cap` entries, after forgetting the
-    /// stalest eighth; unless `budget` refuses, including the growth of a full table);
-    /// marks it seen at `ts`.
+    /// stalest eighth), or `None` if `budget` refuses (the budget counts it), including
+    /// the growth of a full table; marks it seen at `ts`.
     pub(super) fn get_or_insert(
         &mut self,
         s: &str,
         ts: Ts,
         cap: usize,
         budget: &mut Budget,
-    ) -> Result<(u32, &mut V), Refused> {
+    ) -> Option<(u32, &mut V)> {
         let key = key64(s);
         if self.ids.len() >= cap && !self.ids.contains_key(key) {
             // Full: forget the stalest eighth rather than refuse every newcomer until the
@@ -88,6 +79,10 @@ impl<V: Default> Interner<V> {
             self.evicted += self.evict_stalest(cap.div_ceil(8)) as u64;
         }
         let len = self.ids.len();
+        debug_assert!(
+            len < cap || self.ids.contains_key(key),
+            "a full table made room (cap > 0)"
+        );
         // Both tables grow together; the fuller one decides when they double.
         let room = (self.ids.capacity() - len).min(self.names.capacity() - self.names.len());
         let bytes = if room == 0 {
@@ -97,11 +92,8 @@ impl<V: Default> Interner<V> {
         };
         let (id, seen, v) = match self.ids.entry(key) {
             Entry::Occupied(o) => o,
-            Entry::Vacant(_) if !budget.admits() => return Err(Refused::Budget),
-            Entry::Vacant(_) if len >= cap => return Err(Refused::Cap),
-            Entry::Vacant(_) if !budget.admits_insert(len, len + room, bytes) => {
-                return Err(Refused::Budget)
-            }
+            Entry::Vacant(_) if !budget.admits() => return None,
+            Entry::Vacant(_) if !budget.admits_insert(len, len + room, bytes) => return None,
             Entry::Vacant(e) => {
                 let id = self.next;
                 self.next = self.next.wrapping_add(1);
@@ -112,7 +104,7 @@ impl<V: Default> Interner<V> {
             }
         };
         *seen = (*seen).max(ts);
-        Ok((*id, v))
+        Some((*id, v))
     }
 
     pub(super) fn name(&self, id: u32) -> Option<&str> {

@@ -16,7 +16,7 @@ mod sightings;
 use activity::{synced_of_common, Activity};
 pub use config::LockstepConfig;
 pub use graph::{dense_groups, DenseGroup};
-use interner::{Interner, Refused};
+use interner::Interner;
 use sightings::{Sighting, Sightings};
 
 use crate::detector::{
@@ -136,23 +136,20 @@ impl DetectorKind for Lockstep {
 impl Lockstep {
     fn engage(&mut self, account: &str, post: &str, ts: Ts) {
         let cfg = &self.cfg;
-        // Over the memory budget, only known accounts and posts are served.
-        let (a, activity) =
-            match self
-                .accounts
+        // Over the memory budget, only known accounts and posts are served (the budget
+        // counts the refusals); at their caps, the stalest are forgotten (`evicted`).
+        let Some((a, activity)) =
+            self.accounts
                 .get_or_insert(account, ts, cfg.max_accounts, &mut self.budget)
-            {
-                Ok(found) => found,
-                Err(why) => return self.refused(why),
-            };
-        let (p, degree) =
-            match self
-                .posts
+        else {
+            return;
+        };
+        let Some((p, degree)) =
+            self.posts
                 .get_or_insert(post, ts, cfg.max_targets, &mut self.budget)
-            {
-                Ok(found) => found,
-                Err(why) => return self.refused(why),
-            };
+        else {
+            return;
+        };
         activity.saw(p);
         *degree = degree.saturating_add(1);
         let degree = *degree;
@@ -195,16 +192,9 @@ impl Lockstep {
         // One weight per engagement: it depends on the post's degree only.
         let weight = co_weight(degree, cfg.popular_degree);
         for &(b, at) in &partners {
-            self.co_engaged(a, b, p, ts, (ts - at).abs(), (degree, weight), may_create);
+            self.co_engaged(a, b, p, ts, (ts - at).abs(), degree, weight, may_create);
         }
         self.partners = partners;
-    }
-
-    /// Count a refused insert (budget refusals are counted by the budget itself).
-    fn refused(&mut self, why: Refused) {
-        if why == Refused::Cap {
-            self.cap_hits += 1;
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -215,7 +205,8 @@ impl Lockstep {
         post: u32,
         ts: Ts,
         gap: i64,
-        (degree, weight): (u32, f64),
+        degree: u32,
+        weight: f64,
         may_create: bool,
     ) {
         let key = pair_key(a, b);
