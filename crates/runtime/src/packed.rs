@@ -23,12 +23,11 @@ const HAS_OPT: [u128; 2] = [1 << 5, 1 << 6];
 pub fn pack_into(out: &mut String, record: &str, ev: &Event<'_>) -> Option<()> {
     let start = out.len();
     let mut w = Writer {
-        out: std::mem::take(out),
+        out,
         base: record.as_ptr() as usize,
         len: record.len(),
     };
     let done = skeleton(&mut w, ev);
-    *out = w.out;
     if done.is_none() {
         out.truncate(start);
     }
@@ -36,7 +35,7 @@ pub fn pack_into(out: &mut String, record: &str, ev: &Event<'_>) -> Option<()> {
 }
 
 /// Write the skeleton of `ev` with `w` (see the module docs for the layout).
-fn skeleton(w: &mut Writer, ev: &Event<'_>) -> Option<()> {
+fn skeleton(w: &mut Writer<'_>, ev: &Event<'_>) -> Option<()> {
     let (tag, action, opts): (u128, u128, [bool; 2]) = match &ev.body {
         Body::Register { name } => (0, 0, [name.is_some(), false]),
         Body::Login => (1, 0, [false, false]),
@@ -213,14 +212,14 @@ fn unzigzag(v: u128) -> Option<i64> {
     Some(((v >> 1) as i64) ^ -((v & 1) as i64))
 }
 
-struct Writer {
-    out: String,
+struct Writer<'a> {
+    out: &'a mut String,
     /// Where the record lies in memory, and its length.
     base: usize,
     len: usize,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn num(&mut self, mut v: u128) {
         loop {
             let low = (v & 0x3f) as u8;
@@ -369,8 +368,9 @@ mod tests {
         for v in [0, 1, -1, 63, 64, i64::MIN, i64::MAX] {
             assert_eq!(unzigzag(zigzag(v)), Some(v));
         }
+        let mut out = String::new();
         let mut w = Writer {
-            out: String::new(),
+            out: &mut out,
             base: 0,
             len: 0,
         };
