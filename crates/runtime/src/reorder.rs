@@ -209,22 +209,26 @@ impl<'de> Deserialize<'de> for ReorderBuffer {
 impl ReorderBuffer {
     /// Hold `record`, decoded as `ev` (whose strings borrow from `record`).
     pub fn push(&mut self, record: &str, ev: &Event<'_>) {
-        let bucket = self.bucket(ev.ts);
-        let at = bucket.data.len();
-        bucket.data.push_str(record);
-        // An event with an escaped string is not packed: release decodes it again.
-        let _ = crate::packed::pack_into(&mut bucket.data, record, ev);
-        let slot = bucket.add(ev.ts, at, record.len());
-        self.count_in(slot);
+        self.hold(ev.ts, record, Some(ev));
     }
 
     /// Hold a record without its decoded event (decoded again at release).
     pub fn push_bare(&mut self, ts: Ts, record: &str) {
+        self.hold(ts, record, None);
+    }
+
+    /// Append `record` to its bucket's arena, and `ev`'s skeleton behind it if given.
+    fn hold(&mut self, ts: Ts, record: &str, ev: Option<&Event<'_>>) {
         let bucket = self.bucket(ts);
         let at = bucket.data.len();
         bucket.data.push_str(record);
+        if let Some(ev) = ev {
+            // An event with an escaped string is not packed: release decodes it again.
+            let _ = crate::packed::pack_into(&mut bucket.data, record, ev);
+        }
         let slot = bucket.add(ts, at, record.len());
-        self.count_in(slot);
+        self.bytes += slot.cost();
+        self.len += 1;
     }
 
     fn bucket(&mut self, ts: Ts) -> &mut Bucket {
@@ -232,11 +236,6 @@ impl ReorderBuffer {
         self.buckets
             .entry(ts >> BUCKET_BITS)
             .or_insert_with(|| spare.pop().unwrap_or_default())
-    }
-
-    fn count_in(&mut self, slot: Slot) {
-        self.bytes += slot.cost();
-        self.len += 1;
     }
 
     /// The oldest record, if its time is before `bound`.
