@@ -10,6 +10,7 @@
 //! - [`findings`]: stable ids, revisions, the re-emission rule, the alert builder.
 //! - `flat`: the hash table of 64-bit keys hot detector state lives in (one miss a lookup).
 //! - `name`: compact owned names (short ones inline).
+//! - `copies`: copy campaigns (near-duplicate text clusters).
 //! - `registry`: the fixed list of detectors and their config sections.
 //!
 //! Every map a detector keeps has a configured bound and is reported in
@@ -19,6 +20,7 @@
 //! [`Alert`]: levee_model::Alert
 #![forbid(unsafe_code)]
 
+mod copies;
 pub mod detector;
 mod device_farm;
 pub mod findings;
@@ -27,6 +29,7 @@ pub mod lockstep;
 mod name;
 mod registry;
 
+pub use copies::{Copies, CopiesConfig};
 pub use detector::{
     Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
 };

@@ -6,7 +6,7 @@
 //! snapshots) follows from that list.
 
 use crate::detector::{Detector, DetectorConfig, DetectorKind, DetectorStats};
-use crate::{DeviceFarm, Lockstep};
+use crate::{Copies, DeviceFarm, Lockstep};
 use levee_model::{Alert, Event, Ts};
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub struct DetectorsConfig {
     pub lockstep: <Lockstep as DetectorKind>::Config,
     pub device_farm: <DeviceFarm as DetectorKind>::Config,
+    pub copies: <Copies as DetectorKind>::Config,
 }
 
 /// The fixed set of detectors. An enum, not a plugin registry: adding one is a code change.
@@ -23,6 +24,7 @@ pub struct DetectorsConfig {
 pub enum AnyDetector {
     Lockstep(Box<Lockstep>),
     DeviceFarm(Box<DeviceFarm>),
+    Copies(Box<Copies>),
 }
 
 impl AnyDetector {
@@ -30,6 +32,7 @@ impl AnyDetector {
         match self {
             AnyDetector::Lockstep(d) => d.as_ref(),
             AnyDetector::DeviceFarm(d) => d.as_ref(),
+            AnyDetector::Copies(d) => d.as_ref(),
         }
     }
 
@@ -37,6 +40,7 @@ impl AnyDetector {
         match self {
             AnyDetector::Lockstep(d) => d.as_mut(),
             AnyDetector::DeviceFarm(d) => d.as_mut(),
+            AnyDetector::Copies(d) => d.as_mut(),
         }
     }
 
@@ -56,6 +60,7 @@ impl DetectorsConfig {
     fn each(&self, v: &mut impl Visit) {
         v.visit::<Lockstep>(&self.lockstep, |d| AnyDetector::Lockstep(Box::new(d)));
         v.visit::<DeviceFarm>(&self.device_farm, |d| AnyDetector::DeviceFarm(Box::new(d)));
+        v.visit::<Copies>(&self.copies, |d| AnyDetector::Copies(Box::new(d)));
     }
 
     /// Validate every section; the message names the section (`detectors.lockstep: ...`).

@@ -1,0 +1,179 @@
+//! Rarity weights from a streaming document-frequency sketch, and the 64-bit SimHash over them.
+//!
+//! [`Rarity`] is a count-min sketch (two rows, conservative update, 16-bit saturating
+//! counters) of how many texts carried each feature. A feature's weight is its inverse
+//! document frequency, `ln((texts + 1) / (df + 1))`: a word every second text uses weighs
+//! under 1 nat, a template's own phrase 5 to 10. The sketch only over-counts (collisions), so a
+//! weight is never above the exact one: a rare feature can look common, never the reverse.
+//! Every `half_life` texts all counts halve, so the weights follow the stream.
+//!
+//! [`SimHash`] is Charikar's fingerprint: each feature adds its integer weight to the bits its
+//! hash sets and subtracts it from the others; the sign of each of the 64 sums is a bit.
+//! Sums of clauses add up to the sum of the text, so one pass gives both.
+
+use serde::{Deserialize, Serialize};
+
+/// Weights are rounded to whole nats for the fingerprint (at most this many), so that the
+/// slow drift of document frequencies as a campaign repeats itself rarely moves a bit.
+pub const MAX_WEIGHT: i32 = 12;
+
+/// See the module docs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rarity {
+    /// `2 << width_bits` counters: row 0, then row 1.
+    counts: Vec<u16>,
+    width_bits: u32,
+    texts: u64,
+    half_life: u64,
+    since_halving: u64,
+}
+
+impl Rarity {
+    pub fn new(width_bits: u32, half_life: u64) -> Self {
+        debug_assert!((8..=28).contains(&width_bits) && half_life > 0);
+        Rarity {
+            counts: vec![0; 2 << width_bits],
+            width_bits,
+            texts: 0,
+            half_life,
+            since_halving: 0,
+        }
+    }
+
+    /// Texts counted (after halvings: the effective population the weights refer to).
+    pub fn texts(&self) -> u64 {
+        self.texts
+    }
+
+    pub fn bytes(&self) -> u64 {
+        (self.counts.len() * std::mem::size_of::<u16>()) as u64
+    }
+
+    fn cells(&self, feature: u64) -> [usize; 2] {
+        let mask = (1usize << self.width_bits) - 1;
+        let a = feature as usize & mask;
+        let b = (feature >> 32) as usize & mask;
+        [a, (1 << self.width_bits) + b]
+    }
+
+    fn df(&self, feature: u64) -> u16 {
+        let [a, b] = self.cells(feature);
+        self.counts[a].min(self.counts[b])
+    }
+
+    /// The weight of a feature in nats.
+    pub fn idf(&self, feature: u64) -> f32 {
+        let df = f32::from(self.df(feature));
+        ((self.texts as f32 + 1.0) / (df + 1.0)).ln().max(0.0)
+    }
+
+    /// Count one text's distinct features (sorted, deduplicated by the caller).
+    pub fn count(&mut self, distinct: &[u64]) {
+        debug_assert!(distinct.windows(2).all(|w| w[0] < w[1]));
+        for &f in distinct {
+            let [a, b] = self.cells(f);
+            let m = self.counts[a].min(self.counts[b]);
+            if m == u16::MAX {
+                continue;
+            }
+            // Conservative update: raise only the cells at the minimum.
+            for c in [a, b] {
+                if self.counts[c] == m {
+                    self.counts[c] = m + 1;
+                }
+            }
+        }
+        self.texts += 1;
+        self.since_halving += 1;
+        if self.since_halving >= self.half_life {
+            self.since_halving = 0;
+            self.texts /= 2;
+            for c in &mut self.counts {
+                *c /= 2;
+            }
+        }
+    }
+}
+
+/// The 64 running sums of a SimHash.
+#[derive(Debug, Clone, Copy)]
+pub struct SimHash([i32; 64]);
+
+impl Default for SimHash {
+    fn default() -> Self {
+        SimHash([0; 64])
+    }
+}
+
+impl SimHash {
+    /// Add a feature with an integer weight.
+    pub fn add(&mut self, feature: u64, weight: i32) {
+        for (bit, sum) in self.0.iter_mut().enumerate() {
+            let sign = ((feature >> bit) & 1) as i32 * 2 - 1;
+            *sum += sign * weight;
+        }
+    }
+
+    /// Add another SimHash's sums (a clause's into its text's).
+    pub fn merge(&mut self, other: &SimHash) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    /// The fingerprint: bit `i` is set when sum `i` is positive.
+    pub fn fingerprint(&self) -> u64 {
+        self.0
+            .iter()
+            .enumerate()
+            .fold(0, |fp, (bit, &sum)| fp | (u64::from(sum > 0) << bit))
+    }
+}
+
+/// The integer weight a feature adds to a fingerprint.
+pub fn weight(idf: f32) -> i32 {
+    (idf.round() as i32).clamp(1, MAX_WEIGHT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_features_weigh_less_and_halving_keeps_the_ratio() {
+        let mut r = Rarity::new(12, 1_000);
+        for i in 0..600u64 {
+            let mut f = vec![1, 1000 + i];
+            f.sort_unstable();
+            r.count(&f);
+        }
+        assert!(r.idf(1) < 0.1, "in every text: {}", r.idf(1));
+        assert!(r.idf(1000) > 5.0, "in one text: {}", r.idf(1000));
+        assert!(r.idf(7) > r.idf(1000), "never seen is rarest");
+        for i in 0..600u64 {
+            r.count(&[1, 5000 + i]);
+        }
+        // One halving at 1,000 texts: 600 + 600 counted, 700 left.
+        assert_eq!(r.texts(), 700);
+        assert!(r.idf(1) < 0.1);
+    }
+
+    #[test]
+    fn fingerprints_of_similar_feature_sets_are_close() {
+        let fp = |feats: &[u64]| {
+            let mut s = SimHash::default();
+            for &f in feats {
+                s.add(super::super::text::Token::Word(&f.to_string()).hash(), 5);
+            }
+            s.fingerprint()
+        };
+        let base: Vec<u64> = (0..200).collect();
+        let mut near = base.clone();
+        near[0] = 999;
+        let far: Vec<u64> = (500..700).collect();
+        let d_near = (fp(&base) ^ fp(&near)).count_ones();
+        let d_far = (fp(&base) ^ fp(&far)).count_ones();
+        assert!(d_near <= 3, "one feature in 200 changed: {d_near} bits");
+        assert!(d_far > 16, "unrelated: {d_far} bits");
+    }
+}

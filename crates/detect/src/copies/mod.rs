@@ -1,0 +1,716 @@
+//! `copies`: copy campaigns, many accounts posting or commenting near-identical text.
+//!
+//! Every post and text-bearing engagement is normalised and cut into clauses ([`text`]);
+//! each clause's features are weighted by rarity and fingerprinted with a 64-bit SimHash
+//! ([`fingerprint`]). Clauses that carry enough information go into a multi-index over a
+//! sliding event-time window ([`index`]). A new text links to every earlier text of another
+//! account that has a clause within `max_hamming` bits of one of its own; links merge
+//! clusters ([`cluster`]). A text *qualifies* its account as a member once most of its
+//! features (`min_coverage`) lie in clauses that other accounts repeated: a template with
+//! synonyms swapped or the tail cut still qualifies, while a person quoting a headline in
+//! their own words does not (their words are theirs alone). A cluster with `min_accounts`
+//! members is a campaign: one finding, re-emitted on material change.
+//!
+//! See `docs/detectors/copies.md`.
+
+mod cluster;
+mod fingerprint;
+mod index;
+mod text;
+
+use crate::detector::{
+    key64, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
+};
+use crate::findings::{Figure, Findings, FindingsConfig};
+use crate::name::Name;
+use cluster::{push_bounded, Cluster, Clusters, NONE, SAMPLES, SAMPLE_CHARS};
+use fingerprint::{weight, Rarity, SimHash};
+use index::Index;
+use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+pub use text::{tokens, Strip, Token};
+
+/// Chunks kept per text; later ones are folded into the last.
+const MAX_CLAUSES: usize = 16;
+/// Chunk bounds in features, and the expected run between content-defined cuts.
+const CHUNK_MIN: usize = 4;
+const CHUNK_MAX: usize = 24;
+const CHUNK_EVERY: u64 = 8;
+/// Matches taken per clause lookup (newest first).
+const MAX_MATCHES: usize = 64;
+/// Text sequence numbers in index entries: 28 bits, four for the chunk.
+const SEQ_MASK: u32 = (1 << 28) - 1;
+/// Targets, posts and topics listed per campaign.
+const MAX_LIST: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CopiesConfig {
+    pub enabled: bool,
+    /// Texts are compared with those of the last `window_ms` of event time.
+    pub window_ms: i64,
+    /// Distinct qualified accounts that make a campaign.
+    pub min_accounts: usize,
+    /// Fingerprints (of a clause) within this many differing bits of 64 are near-duplicates.
+    pub max_hamming: u32,
+    /// A clause carries evidence from this much information (sum of its features' rarity,
+    /// in nats); shorter or more generic clauses are ignored.
+    pub min_clause_info: f64,
+    /// A text is indexed from this much information in its evidence clauses.
+    pub min_text_info: f64,
+    /// A text qualifies its account when this share of its evidence features lies in
+    /// clauses other accounts repeated.
+    pub min_coverage: f64,
+    /// Texts counted into the rarity sketch before any is indexed (weights need a population).
+    pub warmup_texts: u64,
+    pub strip_urls: bool,
+    pub strip_mentions: bool,
+    pub strip_hashtags: bool,
+    /// Longer texts are fingerprinted on their first this many bytes.
+    pub max_text_bytes: usize,
+    /// Texts held in the window; beyond it the oldest leave early (counted).
+    pub max_texts: usize,
+    /// Entries per index bucket; beyond it the oldest leave (counted).
+    pub max_bucket: usize,
+    /// The rarity sketch has two rows of 2^this 16-bit counters.
+    pub sketch_width_bits: u32,
+    /// Document counts halve every this many texts.
+    pub sketch_half_life_texts: u64,
+    /// Memory budget of the detector (its own byte count, checked every tick).
+    pub max_state_bytes: u64,
+    pub findings: FindingsConfig,
+}
+
+impl Default for CopiesConfig {
+    fn default() -> Self {
+        CopiesConfig {
+            enabled: true,
+            window_ms: 3 * 3_600_000,
+            min_accounts: 8,
+            max_hamming: 3,
+            min_clause_info: 12.0,
+            min_text_info: 24.0,
+            min_coverage: 0.7,
+            warmup_texts: 2_000,
+            strip_urls: true,
+            strip_mentions: true,
+            strip_hashtags: true,
+            max_text_bytes: 4_096,
+            max_texts: 2_000_000,
+            max_bucket: 1_024,
+            sketch_width_bits: 20,
+            sketch_half_life_texts: 1 << 21,
+            max_state_bytes: 512 << 20,
+            findings: FindingsConfig {
+                // Campaigns grow by hundreds: a revision when members double.
+                regrow_fraction: 1.0,
+                close_after_ms: 3 * 3_600_000,
+                ..FindingsConfig::default()
+            },
+        }
+    }
+}
+
+impl DetectorConfig for CopiesConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let info_ok = self.min_clause_info >= 0.0 && self.min_text_info >= self.min_clause_info;
+        if self.window_ms <= 0
+            || self.min_accounts < 2
+            || self.max_hamming > 7
+            || !info_ok
+            || !(self.min_coverage > 0.0 && self.min_coverage <= 1.0)
+            || self.max_text_bytes < 16
+            || self.max_texts == 0
+            || self.max_texts >= 1 << 27
+            || self.max_bucket == 0
+            || !(10..=26).contains(&self.sketch_width_bits)
+            || self.sketch_half_life_texts == 0
+            || self.max_state_bytes == 0
+            || self.findings.max_members < self.min_accounts
+        {
+            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
+        }
+        self.findings.validate()
+    }
+}
+
+/// One indexed text.
+#[derive(Debug, Serialize, Deserialize)]
+struct TextRec {
+    ts: Ts,
+    account: u64,
+    name: Name,
+    /// The post commented on, or the text's own post.
+    target: Name,
+    comment: bool,
+    fp: u64,
+    /// Its cluster id (any node; `find` gives the root), or [`NONE`].
+    cluster: u32,
+    /// Its clauses: `n_clauses` from absolute index `first_clause` of the clause ring.
+    first_clause: u64,
+    n_clauses: u8,
+    /// Bit `i`: clause `i` was repeated by another account.
+    repeated: u16,
+    /// Its account was counted as a member of its cluster.
+    qualified: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct ClauseRec {
+    fp: u64,
+    /// Distinct features (coverage counts them).
+    feats: u16,
+}
+
+/// Per-event buffers, kept to avoid allocating.
+#[derive(Debug, Default)]
+struct Scratch {
+    feats: Vec<u64>,
+    ends: Vec<usize>,
+    clause: Vec<u64>,
+    evidence: Vec<(SimHash, u16)>,
+    hits: Vec<(u32, usize)>,
+    links: Vec<usize>,
+}
+
+/// See the module docs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Copies {
+    cfg: CopiesConfig,
+    rarity: Rarity,
+    texts: VecDeque<TextRec>,
+    /// Sequence number of `texts[0]`.
+    base: u64,
+    clauses: VecDeque<ClauseRec>,
+    /// Absolute index of `clauses[0]`.
+    clause_base: u64,
+    /// Rebuilt from `texts` and `clauses` after a restore.
+    #[serde(skip)]
+    index: Index,
+    clusters: Clusters,
+    findings: Findings,
+    sweep: Every,
+    name_bytes: usize,
+    /// Cluster bytes as of the last sweep.
+    cluster_bytes: u64,
+    cap_hits: u64,
+    budget: Budget,
+    #[serde(skip)]
+    scratch: Scratch,
+}
+
+impl DetectorKind for Copies {
+    const NAME: &'static str = "copies";
+    const VERSION: u32 = 1;
+    const ALERT_KIND: AlertKind = AlertKind::CopyCampaign;
+    type Config = CopiesConfig;
+
+    fn new(cfg: CopiesConfig) -> Self {
+        Copies {
+            rarity: Rarity::new(cfg.sketch_width_bits, cfg.sketch_half_life_texts),
+            texts: VecDeque::new(),
+            base: 0,
+            clauses: VecDeque::new(),
+            clause_base: 0,
+            index: Index::new(cfg.max_hamming, cfg.max_bucket),
+            clusters: Clusters::default(),
+            findings: Findings::new(cfg.findings.clone()),
+            sweep: Every::new((cfg.window_ms / 8).max(1)),
+            name_bytes: 0,
+            cluster_bytes: 0,
+            cap_hits: 0,
+            budget: Budget::new(cfg.max_state_bytes),
+            scratch: Scratch::default(),
+            cfg,
+        }
+    }
+}
+
+/// Weigh and fingerprint one chunk's features; keep it in `evidence` if it carries
+/// `min_clause_info`. Returns its information if kept.
+fn unit(
+    rarity: &Rarity,
+    min_info: f64,
+    feats: &mut Vec<u64>,
+    evidence: &mut Vec<(SimHash, u16)>,
+) -> f64 {
+    feats.sort_unstable();
+    feats.dedup();
+    let mut sums = SimHash::default();
+    let mut info = 0.0;
+    for &f in feats.iter() {
+        let idf = rarity.idf(f);
+        info += f64::from(idf);
+        sums.add(f, weight(idf));
+    }
+    if info < min_info {
+        return 0.0;
+    }
+    let n = feats.len().min(usize::from(u16::MAX)) as u16;
+    if evidence.len() == MAX_CLAUSES {
+        if let Some(last) = evidence.last_mut() {
+            last.0.merge(&sums);
+            last.1 = last.1.saturating_add(n);
+        }
+    } else {
+        evidence.push((sums, n));
+    }
+    info
+}
+
+/// Features of the chunk that starts `feats`: it ends after a feature whose hash is 0
+/// modulo [`CHUNK_EVERY`] once it holds [`CHUNK_MIN`], at [`CHUNK_MAX`], or with the clause.
+fn chunk_len(feats: &[u64]) -> usize {
+    let mut n = 0;
+    for &f in feats {
+        n += 1;
+        if n >= CHUNK_MAX || (n >= CHUNK_MIN && f % CHUNK_EVERY == 0) {
+            break;
+        }
+    }
+    n
+}
+
+/// The longest prefix of `s` within `max` bytes, cut at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Whether an index entry's text is still held: `alive(at)` for `base` and `len`.
+fn alive(base: u64, len: usize) -> impl Fn(u32) -> bool {
+    let base = base as u32 & SEQ_MASK;
+    move |at| ((at >> 4).wrapping_sub(base) & SEQ_MASK) < len as u32
+}
+
+/// The ring offset of an index entry's text.
+fn offset(base: u64, at: u32) -> usize {
+    ((at >> 4).wrapping_sub(base as u32 & SEQ_MASK) & SEQ_MASK) as usize
+}
+
+impl Copies {
+    fn strip(&self) -> Strip {
+        Strip {
+            urls: self.cfg.strip_urls,
+            mentions: self.cfg.strip_mentions,
+            hashtags: self.cfg.strip_hashtags,
+        }
+    }
+
+    /// Tokenize into `scratch.feats` and clause ends; weigh and fingerprint the clauses
+    /// that carry evidence into `scratch.evidence`; count the text into the sketch.
+    /// Returns the text's evidence information (0 before warm-up).
+    fn fingerprint(&mut self, text: &str) -> f64 {
+        let strip = self.strip();
+        let s = &mut self.scratch;
+        s.feats.clear();
+        s.ends.clear();
+        s.evidence.clear();
+        tokens(text, strip, |t| match t {
+            Token::Break => s.ends.push(s.feats.len()),
+            t => s.feats.push(t.hash()),
+        });
+        s.ends.push(s.feats.len());
+        let ready = self.rarity.texts() >= self.cfg.warmup_texts;
+        let mut info_total = 0.0;
+        if ready {
+            // Chunks: clauses cut further where a feature's hash says so (content-defined,
+            // so a cut tail or an edit leaves the other chunks as they were).
+            let mut start = 0;
+            for &end in &s.ends {
+                let mut at = start;
+                while at < end {
+                    let len = chunk_len(&s.feats[at..end]);
+                    s.clause.clear();
+                    s.clause.extend_from_slice(&s.feats[at..at + len]);
+                    at += len;
+                    info_total += unit(
+                        &self.rarity,
+                        self.cfg.min_clause_info,
+                        &mut s.clause,
+                        &mut s.evidence,
+                    );
+                }
+                start = end;
+            }
+        }
+        s.clause.clear();
+        s.clause.extend_from_slice(&s.feats);
+        s.clause.sort_unstable();
+        s.clause.dedup();
+        self.rarity.count(&s.clause);
+        info_total
+    }
+
+    fn on_text(
+        &mut self,
+        ev: &Event<'_>,
+        text: &str,
+        target: &str,
+        comment: bool,
+        topic: Option<&str>,
+    ) {
+        let text = clip(text, self.cfg.max_text_bytes);
+        let info = self.fingerprint(text);
+        if self.scratch.evidence.is_empty() || info < self.cfg.min_text_info {
+            return;
+        }
+        if !self.budget.admits() {
+            return;
+        }
+        if self.texts.len() >= self.cfg.max_texts {
+            self.pop_oldest();
+            self.cap_hits += 1;
+        }
+        if !self.index.is_built() {
+            self.rebuild_index();
+        }
+        let account = ev.account.as_ref();
+        let key = key64(account);
+        let seq = self.base + self.texts.len() as u64;
+        let mut whole = SimHash::default();
+        let (mut repeated, mut s) = (0u16, std::mem::take(&mut self.scratch));
+        s.hits.clear();
+        s.links.clear();
+        let live = alive(self.base, self.texts.len());
+        for (i, (sums, _)) in s.evidence.iter().enumerate() {
+            whole.merge(sums);
+            let hits = &mut s.hits;
+            self.index
+                .lookup(sums.fingerprint(), MAX_MATCHES, &live, |slot, _| {
+                    hits.push((slot.at, i));
+                });
+        }
+        for &(at, i) in &s.hits {
+            let off = offset(self.base, at);
+            let b = &mut self.texts[off];
+            if b.account == key {
+                continue;
+            }
+            b.repeated |= 1 << (at & 15);
+            repeated |= 1 << i;
+            s.links.push(off);
+        }
+        s.links.sort_unstable();
+        s.links.dedup();
+        // File the text.
+        let first_clause = self.clause_base + self.clauses.len() as u64;
+        for (i, (sums, feats)) in s.evidence.iter().enumerate() {
+            let fp = sums.fingerprint();
+            self.clauses.push_back(ClauseRec { fp, feats: *feats });
+            self.cap_hits += self
+                .index
+                .insert(fp, ((seq as u32 & SEQ_MASK) << 4) | i as u32);
+        }
+        let (name, target_name) = (Name::from(account), Name::from(target));
+        self.name_bytes += name.heap_bytes() + target_name.heap_bytes();
+        self.texts.push_back(TextRec {
+            ts: ev.ts,
+            account: key,
+            name,
+            target: target_name,
+            comment,
+            fp: whole.fingerprint(),
+            cluster: NONE,
+            first_clause,
+            n_clauses: s.evidence.len() as u8,
+            repeated,
+            qualified: false,
+        });
+        let a = self.texts.len() - 1;
+        if !s.links.is_empty() {
+            let root = self.link(a, &s.links);
+            let qualified = self.texts[a].qualified;
+            let c = self.clusters.get_mut(root);
+            if qualified && c.samples.len() < SAMPLES {
+                c.samples
+                    .push(text.chars().take(SAMPLE_CHARS).collect::<String>().into());
+            }
+            if let Some(t) = topic {
+                push_bounded(&mut c.topics, t, MAX_LIST);
+            }
+            self.report(root, ev.ts);
+        }
+        self.scratch = s;
+    }
+
+    /// Merge text `a` with the texts at `links` into one cluster; qualify their accounts.
+    fn link(&mut self, a: usize, links: &[usize]) -> u32 {
+        let (max_members, mut root) = (self.cfg.findings.max_members, NONE);
+        for &b in links {
+            if self.texts[b].cluster == NONE {
+                let c = Cluster::new(self.texts[b].ts, self.texts[b].name.as_str());
+                self.texts[b].cluster = self.clusters.make(Cluster { texts: 1, ..c });
+            }
+            let cb = self.texts[b].cluster;
+            root = if root == NONE {
+                self.clusters.find(cb)
+            } else {
+                self.clusters.union(root, cb, max_members, MAX_LIST)
+            };
+            let d = (self.texts[a].fp ^ self.texts[b].fp).count_ones();
+            let c = self.clusters.get_mut(root);
+            c.distance_sum += u64::from(d);
+            c.links += 1;
+        }
+        self.texts[a].cluster = root;
+        let ts = self.texts[a].ts;
+        let c = self.clusters.get_mut(root);
+        c.texts += 1;
+        c.first = c.first.min(ts);
+        c.last = c.last.max(ts);
+        for &t in links.iter().chain([&a]) {
+            let coverage = self.coverage(t);
+            if !self.texts[t].qualified && coverage >= self.cfg.min_coverage {
+                let rec = &mut self.texts[t];
+                rec.qualified = true;
+                let c = self.clusters.get_mut(root);
+                c.copies += 1;
+                c.coverage_permille += (coverage * 1000.0).round() as u64;
+                if !c.add_member(rec.account, &rec.name, max_members)
+                    && !c.member_keys.contains_key(rec.account)
+                {
+                    self.cap_hits += 1;
+                }
+                let list = if rec.comment {
+                    &mut c.targets
+                } else {
+                    &mut c.posts
+                };
+                push_bounded(list, rec.target.as_str(), MAX_LIST);
+            }
+        }
+        root
+    }
+
+    /// The share of text `t`'s evidence features in clauses another account repeated.
+    fn coverage(&self, t: usize) -> f64 {
+        let rec = &self.texts[t];
+        let start = (rec.first_clause - self.clause_base) as usize;
+        let (mut all, mut rep) = (0u64, 0u64);
+        for (i, c) in self
+            .clauses
+            .range(start..start + usize::from(rec.n_clauses))
+            .enumerate()
+        {
+            all += u64::from(c.feats);
+            if rec.repeated & (1 << i) != 0 {
+                rep += u64::from(c.feats);
+            }
+        }
+        if all == 0 {
+            0.0
+        } else {
+            rep as f64 / all as f64
+        }
+    }
+
+    /// Open or update the finding of cluster `root` once it has `min_accounts` members.
+    fn report(&mut self, root: u32, now: Ts) {
+        let strip = self.strip();
+        let c = self.clusters.get_mut(root);
+        if c.members.len() < self.cfg.min_accounts && c.finding.is_none() {
+            return;
+        }
+        let fresh = c.finding.is_none_or(|k| self.findings.get(k).is_none());
+        if fresh {
+            let id = stable_id(
+                AlertKind::CopyCampaign,
+                &[c.seed.1.as_str(), &c.seed.0.to_string()],
+            );
+            c.finding = Some(self.findings.open(id, c.first, now));
+            c.reported = 0;
+        }
+        let Some(mut f) = c.finding.and_then(|k| self.findings.update(k, now)) else {
+            return;
+        };
+        for m in &c.members[c.reported..] {
+            f.add_member(m.as_str());
+        }
+        c.reported = c.members.len();
+        for t in &c.targets {
+            f.add_target(t.as_str());
+        }
+        if let Some(t) = c.topics.first() {
+            f.set_topic(t.as_str());
+        }
+        f.span(c.first, c.last);
+        let n = f.finding().members().len();
+        let mean = c.distance_sum as f64 / c.links.max(1) as f64;
+        let coverage = c.coverage_permille as f64 / 10.0 / c.copies.max(1) as f64;
+        let minutes = (c.last - c.first) / 60_000;
+        f.score(n as f64 / (n as f64 + self.cfg.min_accounts as f64 / 2.0));
+        let sample = c.samples.first().map(|s| s.as_ref()).unwrap_or("");
+        f.summary(format!(
+            "{n} accounts posted {} copies of one template within {minutes} minutes; on average {coverage:.0}% of each copy's wording recurs in other accounts' texts, e.g. \"{sample}\"",
+            c.copies
+        ));
+        let names = |v: &[Name]| Figure::Names(v.iter().map(|n| n.as_str().into()).collect());
+        f.figure("accounts", Figure::Int(n as i64));
+        f.figure("texts", Figure::Int(c.texts as i64));
+        f.figure("copies", Figure::Int(c.copies as i64));
+        f.figure(
+            "mean_coverage_pct",
+            Figure::Real((coverage * 10.0).round() / 10.0),
+        );
+        f.figure("spread_ms", Figure::Int(c.last - c.first));
+        f.figure("mean_hamming", Figure::Real((mean * 10.0).round() / 10.0));
+        f.figure("max_hamming", Figure::Int(i64::from(self.cfg.max_hamming)));
+        f.figure("samples", Figure::Names(c.samples.clone()));
+        f.figure("posts", names(&c.posts));
+        f.figure("topics", names(&c.topics));
+        if fresh {
+            let features = template_features(&self.rarity, strip, sample);
+            f.figure("template_features", Figure::Names(features));
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(t) = self.texts.pop_front() {
+            self.name_bytes -= t.name.heap_bytes() + t.target.heap_bytes();
+            self.base += 1;
+            for _ in 0..t.n_clauses {
+                self.clauses.pop_front();
+                self.clause_base += 1;
+            }
+        }
+    }
+
+    /// After a restore: file every held clause again.
+    fn rebuild_index(&mut self) {
+        self.index = Index::new(self.cfg.max_hamming, self.cfg.max_bucket);
+        for (off, t) in self.texts.iter().enumerate() {
+            let seq = (self.base + off as u64) as u32 & SEQ_MASK;
+            let start = (t.first_clause - self.clause_base) as usize;
+            for i in 0..usize::from(t.n_clauses) {
+                self.cap_hits += self
+                    .index
+                    .insert(self.clauses[start + i].fp, (seq << 4) | i as u32);
+            }
+        }
+    }
+
+    /// Drop texts past the window; on the sweep, expired index entries and dead clusters.
+    fn evict(&mut self, watermark: Ts) {
+        let horizon = watermark.saturating_sub(self.cfg.window_ms);
+        while self.texts.front().is_some_and(|t| t.ts < horizon) {
+            self.pop_oldest();
+        }
+        if !self.sweep.due(watermark) {
+            return;
+        }
+        if !self.index.is_built() {
+            self.rebuild_index();
+        }
+        self.index.sweep(alive(self.base, self.texts.len()));
+        let live: Vec<u32> = self
+            .texts
+            .iter()
+            .map(|t| t.cluster)
+            .filter(|&c| c != NONE)
+            .collect();
+        let ids = self.clusters.compact(live);
+        for t in &mut self.texts {
+            if t.cluster != NONE {
+                t.cluster = ids[t.cluster as usize];
+            }
+        }
+        self.cluster_bytes = self.clusters.bytes();
+        self.texts.shrink_to(self.texts.len() * 5 / 4);
+        self.clauses.shrink_to(self.clauses.len() * 5 / 4);
+    }
+}
+
+/// The heaviest features of a sample text (rarest first), for the alert's evidence.
+fn template_features(rarity: &Rarity, strip: Strip, sample: &str) -> Vec<Box<str>> {
+    let mut feats: Vec<(u32, String)> = Vec::new();
+    tokens(sample, strip, |t| {
+        if t != Token::Break {
+            feats.push(((rarity.idf(t.hash()) * 100.0) as u32, t.display()));
+        }
+    });
+    feats.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    feats.dedup_by(|a, b| a.1 == b.1);
+    feats.into_iter().take(8).map(|(_, s)| s.into()).collect()
+}
+
+impl Detector for Copies {
+    fn on_event(&mut self, ev: &Event<'_>, _out: &mut Vec<Alert>) {
+        match &ev.body {
+            Body::Post {
+                post, text, topics, ..
+            } => {
+                self.on_text(ev, text, post, false, topics.first().map(|t| t.as_ref()));
+            }
+            Body::Engage {
+                post,
+                text: Some(text),
+                topics,
+                ..
+            } => {
+                self.on_text(ev, text, post, true, topics.first().map(|t| t.as_ref()));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
+        self.findings.tick::<Self>(watermark, out);
+        self.evict(watermark);
+        let bytes = self.stats().bytes();
+        self.budget.check(bytes);
+    }
+
+    fn on_flush(&mut self, out: &mut Vec<Alert>) {
+        self.findings.flush::<Self>(out);
+    }
+
+    fn stats(&self) -> DetectorStats {
+        let [findings, members] = self.findings.map_stats();
+        let text_bytes = self.texts.capacity() * std::mem::size_of::<TextRec>() + self.name_bytes;
+        DetectorStats {
+            maps: vec![
+                MapStats {
+                    map: "texts",
+                    entries: self.texts.len() as u64,
+                    bytes: text_bytes as u64,
+                },
+                MapStats {
+                    map: "clauses",
+                    entries: self.clauses.len() as u64,
+                    bytes: (self.clauses.capacity() * std::mem::size_of::<ClauseRec>()) as u64,
+                },
+                MapStats {
+                    map: "index",
+                    entries: self.index.entries() as u64,
+                    bytes: self.index.approx_bytes(),
+                },
+                MapStats {
+                    map: "clusters",
+                    entries: self.clusters.len() as u64,
+                    bytes: self.cluster_bytes,
+                },
+                MapStats {
+                    map: "sketch",
+                    entries: self.rarity.texts(),
+                    bytes: self.rarity.bytes(),
+                },
+                findings,
+                members,
+            ],
+            cap_hits: self.cap_hits + self.clusters.cap_hits + self.findings.cap_hits(),
+            budget: self.budget,
+        }
+    }
+}
