@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Weights are rounded to whole nats for the fingerprint (at most this many), so that the
 /// slow drift of document frequencies as a campaign repeats itself rarely moves a bit.
-pub const MAX_WEIGHT: i32 = 12;
+pub const MAX_WEIGHT: i32 = 6;
 
 /// See the module docs.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -59,6 +59,9 @@ pub struct CopiesConfig {
     pub min_clause_info: f64,
     /// A text is indexed from this much information in its evidence clauses.
     pub min_text_info: f64,
+    /// Two texts are linked when the chunks they share hold this share of either one's
+    /// evidence features (a chance repeat of one phrase between long texts is not a link).
+    pub link_share: f64,
     /// A text qualifies its account when this share of its evidence features lies in
     /// clauses other accounts repeated.
     pub min_coverage: f64,
@@ -91,6 +94,7 @@ impl Default for CopiesConfig {
             max_hamming: 3,
             min_clause_info: 12.0,
             min_text_info: 24.0,
+            link_share: 0.6,
             min_coverage: 0.7,
             warmup_texts: 2_000,
             strip_urls: true,
@@ -124,6 +128,7 @@ impl DetectorConfig for CopiesConfig {
             || self.max_hamming > 7
             || !info_ok
             || !(self.min_coverage > 0.0 && self.min_coverage <= 1.0)
+            || !(self.link_share > 0.0 && self.link_share <= 1.0)
             || self.max_text_bytes < 16
             || self.max_texts == 0
             || self.max_texts >= 1 << 27
@@ -133,7 +138,7 @@ impl DetectorConfig for CopiesConfig {
             || self.max_state_bytes == 0
             || self.findings.max_members < self.min_accounts
         {
-            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
+            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
         }
         self.findings.validate()
     }
@@ -176,6 +181,7 @@ struct Scratch {
     evidence: Vec<(SimHash, u16)>,
     hits: Vec<(u32, usize)>,
     links: Vec<usize>,
+    weak: Vec<(usize, u16, u16)>,
 }
 
 /// See the module docs.
@@ -261,6 +267,16 @@ fn unit(
         evidence.push((sums, n));
     }
     info
+}
+
+/// Features of the chunks of `evidence` in `mask`.
+fn masked_feats(evidence: &[(SimHash, u16)], mask: u16) -> u64 {
+    evidence
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, e)| u64::from(e.1))
+        .sum()
 }
 
 /// Features of the chunk that starts `feats`: it ends after a feature whose hash is 0
@@ -383,6 +399,7 @@ impl Copies {
         let (mut repeated, mut s) = (0u16, std::mem::take(&mut self.scratch));
         s.hits.clear();
         s.links.clear();
+        s.weak.clear();
         let live = alive(self.base, self.texts.len());
         for (i, (sums, _)) in s.evidence.iter().enumerate() {
             whole.merge(sums);
@@ -392,18 +409,34 @@ impl Copies {
                     hits.push((slot.at, i));
                 });
         }
-        for &(at, i) in &s.hits {
-            let off = offset(self.base, at);
-            let b = &mut self.texts[off];
-            if b.account == key {
+        // Per earlier text: which of our chunks matched which of its chunks. A link is
+        // strong when the matched chunks hold `link_share` of either text's features.
+        s.hits
+            .sort_unstable_by_key(|&(at, i)| (offset(self.base, at), i));
+        let total_a: u64 = s.evidence.iter().map(|e| u64::from(e.1)).sum();
+        let mut k = 0;
+        while k < s.hits.len() {
+            let off = offset(self.base, s.hits[k].0);
+            let (mut mine, mut theirs) = (0u16, 0u16);
+            while k < s.hits.len() && offset(self.base, s.hits[k].0) == off {
+                mine |= 1 << s.hits[k].1;
+                theirs |= 1 << (s.hits[k].0 & 15);
+                k += 1;
+            }
+            if self.texts[off].account == key {
                 continue;
             }
-            b.repeated |= 1 << (at & 15);
-            repeated |= 1 << i;
+            let share_a = masked_feats(&s.evidence, mine) as f64 / total_a.max(1) as f64;
+            let (shared_b, total_b) = self.feats(off, theirs);
+            let share_b = shared_b as f64 / total_b.max(1) as f64;
+            if share_a.max(share_b) < self.cfg.link_share {
+                s.weak.push((off, mine, theirs));
+                continue;
+            }
+            self.texts[off].repeated |= theirs;
+            repeated |= mine;
             s.links.push(off);
         }
-        s.links.sort_unstable();
-        s.links.dedup();
         // File the text.
         let first_clause = self.clause_base + self.clauses.len() as u64;
         for (i, (sums, feats)) in s.evidence.iter().enumerate() {
@@ -430,7 +463,7 @@ impl Copies {
         });
         let a = self.texts.len() - 1;
         if !s.links.is_empty() {
-            let root = self.link(a, &s.links);
+            let root = self.link(a, &s.links, &s.weak);
             let qualified = self.texts[a].qualified;
             let c = self.clusters.get_mut(root);
             if qualified && c.samples.len() < SAMPLES {
@@ -445,8 +478,9 @@ impl Copies {
         self.scratch = s;
     }
 
-    /// Merge text `a` with the texts at `links` into one cluster; qualify their accounts.
-    fn link(&mut self, a: usize, links: &[usize]) -> u32 {
+    /// Merge text `a` with the texts at `links` into one cluster; count the chunks it shares
+    /// with `weak` texts that are in that cluster too; qualify their accounts.
+    fn link(&mut self, a: usize, links: &[usize], weak: &[(usize, u16, u16)]) -> u32 {
         let (max_members, mut root) = (self.cfg.findings.max_members, NONE);
         for &b in links {
             if self.texts[b].cluster == NONE {
@@ -470,7 +504,16 @@ impl Copies {
         c.texts += 1;
         c.first = c.first.min(ts);
         c.last = c.last.max(ts);
-        for &t in links.iter().chain([&a]) {
+        let mut also = Vec::new();
+        for &(b, mine, theirs) in weak {
+            let cb = self.texts[b].cluster;
+            if cb != NONE && self.clusters.find(cb) == root {
+                self.texts[b].repeated |= theirs;
+                self.texts[a].repeated |= mine;
+                also.push(b);
+            }
+        }
+        for &t in links.iter().chain(&also).chain([&a]) {
             let coverage = self.coverage(t);
             if !self.texts[t].qualified && coverage >= self.cfg.min_coverage {
                 let rec = &mut self.texts[t];
@@ -494,26 +537,28 @@ impl Copies {
         root
     }
 
-    /// The share of text `t`'s evidence features in clauses another account repeated.
-    fn coverage(&self, t: usize) -> f64 {
+    /// Features of text `t`'s chunks in `mask`, and of all its chunks.
+    fn feats(&self, t: usize, mask: u16) -> (u64, u64) {
         let rec = &self.texts[t];
         let start = (rec.first_clause - self.clause_base) as usize;
-        let (mut all, mut rep) = (0u64, 0u64);
+        let (mut all, mut some) = (0u64, 0u64);
         for (i, c) in self
             .clauses
             .range(start..start + usize::from(rec.n_clauses))
             .enumerate()
         {
             all += u64::from(c.feats);
-            if rec.repeated & (1 << i) != 0 {
-                rep += u64::from(c.feats);
+            if mask & (1 << i) != 0 {
+                some += u64::from(c.feats);
             }
         }
-        if all == 0 {
-            0.0
-        } else {
-            rep as f64 / all as f64
-        }
+        (some, all)
+    }
+
+    /// The share of text `t`'s evidence features in clauses another account repeated.
+    fn coverage(&self, t: usize) -> f64 {
+        let (rep, all) = self.feats(t, self.texts[t].repeated);
+        rep as f64 / all.max(1) as f64
     }
 
     /// Open or update the finding of cluster `root` once it has `min_accounts` members.
