@@ -72,6 +72,9 @@ pub fn generate_into(cfg: &ScenarioConfig, sink: &mut dyn EventSink) -> Truth {
     organic::background(&mut w);
     organic::hard_negatives(&mut w);
     planted::all(&mut w);
+    // Added later, each on a random stream of its own: earlier events stay as they were.
+    w.with_stream(0xC0_9135, planted::heavy_copy_campaigns);
+    w.with_stream(0x9E_0715, organic::news_quoting);
     w.finish()
 }
 

@@ -289,6 +289,35 @@ fn breaking_news(w: &mut World) {
     w.cohort("news_crowd", ids);
 }
 
+/// Many real people post one news headline, each in their own words around it: organic
+/// quoting, which shares a phrase and is not a copy campaign. Called last, on a random
+/// stream of its own, so earlier events stay as they were.
+pub fn news_quoting(w: &mut World) {
+    const HEADLINES: &[&str] = &[
+        "央行宣布下调存款准备金率零点五个百分点",
+        "City council approves new subway line to the airport",
+    ];
+    let t0 = w.at(0.6);
+    let n = (w.accounts.len() / 60).clamp(50, 400);
+    let old = w.start - 90 * DAY;
+    let quoters = crowd(w, n, |a| a.created < old);
+    let mut ids = Vec::new();
+    for i in quoters {
+        let a = w.accounts[i].clone();
+        let headline = HEADLINES[usize::from(w.rng.gen_bool(0.3))];
+        let own = sentence(&mut w.rng, 10, 20);
+        let text = match w.rng.gen_range(0..3) {
+            0 => format!("{own}【{headline}】"),
+            1 => format!("【{headline}】{own}"),
+            _ => format!("{own}: \"{headline}\""),
+        };
+        let t = t0 + ms(exp(&mut w.rng, 900.0));
+        w.post(i, t, text, vec![], a.fame);
+        ids.push(a.id);
+    }
+    w.cohort("news_quoters", ids);
+}
+
 /// 150 students sign up from one campus /24 within an hour, then use the app normally.
 fn campus_wave(w: &mut World) {
     let t0 = w.at(0.3);

@@ -1,7 +1,9 @@
 //! Planted campaigns: one generator per alert kind, each recording its truth group.
 
 use crate::rng::{exp, ms, poisson};
-use crate::text::{expand, perturb, sentence, GENERIC_COMMENTS, TEMPLATES};
+use crate::text::{
+    expand, perturb, perturb_heavy, sentence, Template, GENERIC_COMMENTS, TEMPLATES,
+};
 use crate::world::{engage, post_body, Account, Post, World, DAY, HOUR, MINUTE};
 use levee_model::{AlertKind, Body, EngageAction, FollowAction, HotlistAction, Ts};
 use rand::seq::SliceRandom;
@@ -198,45 +200,82 @@ fn copy_campaigns(w: &mut World) {
             .enumerate()
     {
         let template = TEMPLATES[k % TEMPLATES.len()];
-        let members = accounts(w, size, 10 * DAY..800 * DAY);
-        let topic = format!("t-campaign-{k}");
-        let mut span = Span::new();
-        let mut targets = Vec::new();
-        let t0 = w.at(from);
-        for m in &members {
-            for _ in 0..w.rng.gen_range(1..=3) {
-                let at = span.add(t0 + w.rng.gen_range(0..2 * HOUR));
-                let base = expand(&mut w.rng, &template);
-                let text = perturb(&mut w.rng, &base);
-                match w.pick_post(at).filter(|_| as_comments) {
-                    Some(p) => {
-                        let post = w.posts[p].clone();
-                        let author = w.accounts[post.author].id.clone();
-                        targets.push(post.id.clone());
-                        w.emit(
-                            m,
-                            at,
-                            engage(EngageAction::Comment, &post, &author, Some(text)),
-                        );
-                    }
-                    None => {
-                        let id = w.post_id();
-                        w.emit(m, at, post_body(&id, text, vec![topic.clone()]));
-                    }
+        copy_campaign(w, k, template, (size, from, as_comments), Level::Medium);
+    }
+}
+
+/// How hard a copy campaign works to look unlike itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// Synonyms, width, zero-width characters, emoji, a cut tail (`text::perturb`).
+    Medium,
+    /// All of that, and clauses reordered and a few words of filler in front.
+    Heavy,
+}
+
+/// One copy campaign from `template`: `size` accounts posting (or commenting, spread over
+/// organic posts) 1 to 3 copies each within two hours from fraction `from` of the scenario.
+fn copy_campaign(
+    w: &mut World,
+    k: usize,
+    template: Template,
+    (size, from, as_comments): (usize, f64, bool),
+    level: Level,
+) {
+    let members = accounts(w, size, 10 * DAY..800 * DAY);
+    let topic = format!("t-campaign-{k}");
+    let mut span = Span::new();
+    let mut targets = Vec::new();
+    let t0 = w.at(from);
+    for m in &members {
+        for _ in 0..w.rng.gen_range(1..=3) {
+            let at = span.add(t0 + w.rng.gen_range(0..2 * HOUR));
+            let base = expand(&mut w.rng, &template);
+            let text = match level {
+                Level::Medium => perturb(&mut w.rng, &base),
+                Level::Heavy => perturb_heavy(&mut w.rng, &base),
+            };
+            match w.pick_post(at).filter(|_| as_comments) {
+                Some(p) => {
+                    let post = w.posts[p].clone();
+                    let author = w.accounts[post.author].id.clone();
+                    targets.push(post.id.clone());
+                    w.emit(
+                        m,
+                        at,
+                        engage(EngageAction::Comment, &post, &author, Some(text)),
+                    );
+                }
+                None => {
+                    let id = w.post_id();
+                    w.emit(m, at, post_body(&id, text, vec![topic.clone()]));
                 }
             }
         }
-        targets.sort();
-        targets.dedup();
-        let topic = (!as_comments).then_some(topic);
-        w.plant(
-            AlertKind::CopyCampaign,
-            template.lang,
-            &members,
-            targets,
-            topic,
-            span.pair(),
-        );
+    }
+    targets.sort();
+    targets.dedup();
+    let topic = (!as_comments).then_some(topic);
+    let variant = match level {
+        Level::Medium => template.lang.to_owned(),
+        Level::Heavy => format!("{}_heavy", template.lang),
+    };
+    w.plant(
+        AlertKind::CopyCampaign,
+        &variant,
+        &members,
+        targets,
+        topic,
+        span.pair(),
+    );
+}
+
+/// Heavily perturbed copy campaigns (English posts, Chinese comments), from templates of their
+/// own. Called last, on a random stream of its own, so earlier events stay as they were.
+pub fn heavy_copy_campaigns(w: &mut World) {
+    for (k, spec) in [(3usize, (50, 0.3, false)), (4, (50, 0.55, true))] {
+        let template = TEMPLATES[k];
+        copy_campaign(w, k, template, spec, Level::Heavy);
     }
 }
 

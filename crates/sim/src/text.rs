@@ -211,6 +211,8 @@ pub const TEMPLATES: &[Template] = &[
     Template { text: "{强烈|真心|极力}推荐{星耀|星耀牌}新款手机，{拍照|影像}效果{太好了|绝了|一流}，{性价比|价格}{超高|很香}，大家{赶紧|快去}入手！", lang: "zh" },
     Template { text: "{Vote|Support} Candidate Reyes on Sunday: the {only|one} leader who will {fix|rebuild} our economy and {protect|defend} our families. {Share|Spread} this!", lang: "en" },
     Template { text: "{某某|这个}明星{又|再次}{被|遭}黑了，{真相|事实}是{他|她}一直在做{公益|慈善}，{请|希望}大家{不要|别}{信谣|传谣}！", lang: "zh" },
+    Template { text: "{Huge|Massive} {sale|discount} at ShopNow {today|this week}: {every|each} {phone|laptop} is {half price|50% off} with {free|fast} delivery to your door. {Click|Tap} the link {now|today} before {stock|it} runs out!", lang: "en" },
+    Template { text: "{家人们|姐妹们}，{这款|这个}{面霜|精华}{真的|确实}{好用|绝绝子}，{用了|坚持用了}{一周|七天}皮肤{变好了|嫩了很多}，{链接|入口}在{评论区|主页}，{冲|快冲}！", lang: "zh" },
 ];
 
 /// Expand a template choosing one alternative per `{...}` group.
@@ -282,6 +284,26 @@ pub fn perturb(rng: &mut SimRng, text: &str) -> String {
         s = format!("{} {}", EMOJI.choose(rng).unwrap_or(&""), s);
     }
     s
+}
+
+/// A heavier disguise: the clauses in another order (the first moved to the end), a few
+/// words of filler in front, then everything [`perturb`] does.
+pub fn perturb_heavy(rng: &mut SimRng, text: &str) -> String {
+    let mut s = text.to_owned();
+    if rng.gen_bool(0.5) {
+        let cut = s
+            .char_indices()
+            .find(|&(_, c)| matches!(c, '，' | ',' | ':' | '：'))
+            .map(|(i, c)| (i, i + c.len_utf8()));
+        if let Some((i, j)) = cut {
+            s = format!("{}，{}", s[j..].trim_start(), &s[..i]);
+        }
+    }
+    if rng.gen_bool(0.5) {
+        let filler = sentence(rng, 1, 2);
+        s = format!("{filler} {s}");
+    }
+    perturb(rng, &s)
 }
 
 #[cfg(test)]

@@ -98,6 +98,15 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Run `f` with a random stream of its own (derived from the seed and `salt`), so that
+    /// what it draws does not shift what is drawn after it.
+    pub fn with_stream(&mut self, salt: u64, f: impl FnOnce(&mut Self)) {
+        let own = SimRng::seed_from_u64(self.cfg.seed ^ salt.rotate_left(17));
+        let saved = std::mem::replace(&mut self.rng, own);
+        f(self);
+        self.rng = saved;
+    }
+
     /// Event time at fraction `f` of the scenario.
     pub fn at(&self, f: f64) -> Ts {
         self.start + ((self.end - self.start) as f64 * f) as Ts

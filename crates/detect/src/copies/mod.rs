@@ -534,6 +534,17 @@ impl Copies {
                 push_bounded(list, rec.target.as_str(), MAX_LIST);
             }
         }
+        // Two copies of one template that share a chunk are one operation, even when
+        // the synonyms they drew leave them short of a strong link.
+        if self.texts[a].qualified {
+            for &(b, _, _) in weak {
+                let cb = self.texts[b].cluster;
+                if self.texts[b].qualified && cb != NONE {
+                    root = self.clusters.union(root, cb, max_members, MAX_LIST);
+                }
+            }
+            self.texts[a].cluster = root;
+        }
         root
     }
 
