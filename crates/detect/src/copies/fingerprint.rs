@@ -95,13 +95,15 @@ impl Rarity {
     }
 }
 
-/// The 64 running sums of a SimHash.
+/// The 64 running sums of a SimHash, and the XOR of the features added (it breaks ties:
+/// a short chunk of equally weighted features sums to exactly zero on many bits, and
+/// zeros all read as 0 would crowd fingerprints into a few index buckets).
 #[derive(Debug, Clone, Copy)]
-pub struct SimHash([i32; 64]);
+pub struct SimHash([i32; 64], u64);
 
 impl Default for SimHash {
     fn default() -> Self {
-        SimHash([0; 64])
+        SimHash([0; 64], 0)
     }
 }
 
@@ -112,6 +114,7 @@ impl SimHash {
             let sign = ((feature >> bit) & 1) as i32 * 2 - 1;
             *sum += sign * weight;
         }
+        self.1 ^= feature;
     }
 
     /// Add another SimHash's sums (a clause's into its text's).
@@ -119,14 +122,15 @@ impl SimHash {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             *a += b;
         }
+        self.1 ^= other.1;
     }
 
-    /// The fingerprint: bit `i` is set when sum `i` is positive.
+    /// The fingerprint: bit `i` is set when sum `i` is positive (on a tie, as in the XOR).
     pub fn fingerprint(&self) -> u64 {
-        self.0
-            .iter()
-            .enumerate()
-            .fold(0, |fp, (bit, &sum)| fp | (u64::from(sum > 0) << bit))
+        self.0.iter().enumerate().fold(0, |fp, (bit, &sum)| {
+            let set = sum > 0 || (sum == 0 && (self.1 >> bit) & 1 == 1);
+            fp | (u64::from(set) << bit)
+        })
     }
 }
 

@@ -1,0 +1,129 @@
+//! `copies` behaviour, driven by text scripts through one `check()` helper.
+
+use levee_detect::{DetectorStats, Detectors, DetectorsConfig};
+use levee_model::{decode, Alert, Limits};
+
+/// `(second, account, text)`: one post each.
+type Script = Vec<(i64, String, String)>;
+
+/// Background chatter so the rarity sketch has a population: `n` distinct sentences.
+fn chatter(n: usize) -> Script {
+    (0..n)
+        .map(|i| {
+            let text = format!(
+                "organic note {i} about item{} and topic{}",
+                i * 7 % 1013,
+                i % 97
+            );
+            (i as i64 / 10, format!("bg{i}"), text)
+        })
+        .collect()
+}
+
+/// Run the script through the detectors of `cfg` (copies alone); return the alerts and
+/// the detector's final stats.
+fn check(cfg: &DetectorsConfig, script: Script) -> (Vec<Alert>, DetectorStats) {
+    let mut d = Detectors::new(cfg);
+    let mut out = Vec::new();
+    let mut last = 0;
+    for (i, (s, account, text)) in script.into_iter().enumerate() {
+        if s > last {
+            d.on_tick(s * 1000 - 10_000, &mut out);
+            last = s;
+        }
+        let line = serde_json::json!({
+            "type": "post", "ts": s * 1000, "account": account, "post": format!("p{i}"), "text": text
+        })
+        .to_string();
+        let ev = decode(line.as_bytes(), &Limits::default()).expect("valid event");
+        d.on_event(&ev, &mut out);
+    }
+    d.on_flush(&mut out);
+    for a in &out {
+        assert!(a.accounts.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+        assert_eq!(a.kind.as_str(), "copy_campaign");
+    }
+    let stats = d
+        .stats()
+        .into_iter()
+        .find(|(n, _)| *n == "copies")
+        .map(|(_, s)| s);
+    (out, stats.expect("copies runs"))
+}
+
+fn only_copies() -> DetectorsConfig {
+    let mut cfg = DetectorsConfig::default();
+    cfg.lockstep.enabled = false;
+    cfg.device_farm.enabled = false;
+    cfg
+}
+
+/// A templated text: `variant` picks synonyms, so copies differ but share most clauses.
+fn template(variant: usize) -> String {
+    let a = ["Huge", "Massive"][variant % 2];
+    let b = ["phone", "laptop"][variant / 2 % 2];
+    format!("{a} discount at ShopNow this week: every {b} is half price with fast delivery to your door. Click the link before stock runs out!")
+}
+
+#[test]
+fn a_campaign_is_one_alert_with_few_revisions() {
+    let mut script = chatter(3_000);
+    for i in 0..40 {
+        script.push((400 + i, format!("bot{i:02}"), template(i as usize)));
+    }
+    let (alerts, _) = check(&only_copies(), script);
+    let ids: std::collections::BTreeSet<&str> =
+        alerts.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(ids.len(), 1, "one operation, one alert id");
+    assert!(alerts.len() <= 5, "{} revisions", alerts.len());
+    let last = alerts.last().expect("an alert");
+    assert_eq!(last.accounts.len(), 40, "every copier is named");
+    assert!(last.summary.contains("40 accounts"), "{}", last.summary);
+}
+
+#[test]
+fn generic_comments_and_distinct_texts_never_alert() {
+    let mut script = chatter(3_000);
+    for i in 0..500 {
+        let generic = ["哈哈哈", "转发微博", "+1", "支持", "👍👍", "lol"][i % 6];
+        script.push((400 + i as i64, format!("fan{i}"), generic.to_owned()));
+    }
+    let (alerts, _) = check(&only_copies(), script);
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn a_headline_quoted_in_own_words_is_not_a_campaign() {
+    let mut script = chatter(3_000);
+    for i in 0..100 {
+        let own = format!(
+            "my own thoughts number {i} on commute{} with friend{} and pet{}",
+            i * 3,
+            i * 5,
+            i * 11
+        );
+        let text = format!("{own}: \"City council approves new subway line to the airport\"");
+        script.push((400 + i, format!("reader{i}"), text));
+    }
+    let (alerts, _) = check(&only_copies(), script);
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn a_flood_of_one_text_stays_bounded_and_is_counted() {
+    let mut cfg = only_copies();
+    cfg.copies.max_bucket = 64;
+    cfg.copies.max_texts = 500;
+    let mut script = chatter(3_000);
+    for i in 0..2_000 {
+        script.push((400 + i / 100, format!("flood{i}"), template(0)));
+    }
+    // A text at the contract's 20,000-character limit is fingerprinted on max_text_bytes.
+    script.push((500, "huge".into(), "字".repeat(19_000)));
+    let (alerts, stats) = check(&cfg, script);
+    assert!(!alerts.is_empty(), "the flood is a campaign");
+    let texts = stats.map("texts").expect("texts reported");
+    assert!(texts.entries <= 500, "{texts:?}");
+    assert!(stats.cap_hits > 0, "the caps bit and were counted");
+    assert!(stats.bytes() < 64 << 20, "{} bytes", stats.bytes());
+}
