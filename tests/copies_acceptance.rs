@@ -1,39 +1,21 @@
 //! Issue 10's acceptance bars for the copy-campaign detector, on simulated scenarios end to end.
 
 use levee_model::{Alert, AlertKind};
-use levee_runtime::file::{run_jsonl, AlertWriter};
-use levee_runtime::{LeveeConfig, Pipeline};
 use levee_sim::eval::evaluate;
-use levee_sim::{generate, ScenarioConfig};
+use levee_sim::ScenarioConfig;
+#[path = "support.rs"]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
+use support::run_scenario;
 
 /// Run `scenario` end to end with the default config; assert the copy-campaign bars.
 fn check(scenario: ScenarioConfig) {
     let seed = scenario.seed;
-    let s = generate(&scenario);
-    let mut input = Vec::new();
-    for e in &s.events {
-        input.extend_from_slice(e.to_json().as_bytes());
-        input.push(b'\n');
-    }
-    let cfg = LeveeConfig::default();
-    let mut p = Pipeline::new(&cfg);
-    let mut w = AlertWriter::new(Vec::new());
-    run_jsonl(
-        &input[..],
-        &mut w,
-        &mut Vec::new(),
-        &mut p,
-        cfg.runtime.max_record_bytes,
-        4096,
-        &mut |_, _| {},
-    )
-    .expect("io");
-    let alerts: Vec<Alert> = String::from_utf8(w.into_inner())
-        .expect("utf8")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("alert"))
-        .filter(|a: &Alert| a.kind == AlertKind::CopyCampaign)
+    let (s, all) = run_scenario(&scenario);
+    let alerts: Vec<Alert> = all
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::CopyCampaign)
         .collect();
     let r = evaluate(&s.truth, &alerts);
 

@@ -1,41 +1,20 @@
 //! Issue 3's acceptance bars for the lockstep detector, on simulated scenarios end to end.
 
 use levee_model::{Alert, AlertKind};
-use levee_runtime::file::{run_jsonl, AlertWriter};
-use levee_runtime::{LeveeConfig, Pipeline};
 use levee_sim::eval::evaluate;
-use levee_sim::{generate, ScenarioConfig};
+use levee_sim::ScenarioConfig;
+#[path = "support.rs"]
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
+use support::run_scenario;
 
 /// Run `scenario` end to end and assert the bars; `lag` says whether the median-lag bar applies
 /// (the issue sets it on default-size scenarios; in small ones a farm may do its second
 /// evidence-bearing job more than 15 minutes in, see docs/detectors/lockstep.md).
 fn check(scenario: ScenarioConfig, lag: bool) {
     let seed = scenario.seed;
-    let s = generate(&scenario);
-    let mut input = Vec::new();
-    for e in &s.events {
-        input.extend_from_slice(e.to_json().as_bytes());
-        input.push(b'\n');
-    }
-    let cfg = LeveeConfig::default();
-    let mut p = Pipeline::new(&cfg);
-    let mut w = AlertWriter::new(Vec::new());
-    run_jsonl(
-        &input[..],
-        &mut w,
-        &mut Vec::new(),
-        &mut p,
-        cfg.runtime.max_record_bytes,
-        4096,
-        &mut |_, _| {},
-    )
-    .expect("io");
-    let alerts: Vec<Alert> = String::from_utf8(w.into_inner())
-        .expect("utf8")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("alert"))
-        .collect();
+    let (s, alerts) = run_scenario(&scenario);
     let r = evaluate(&s.truth, &alerts);
 
     // One alert per operation, revisions only on material change: at most 5 messages

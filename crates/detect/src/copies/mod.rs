@@ -13,136 +13,34 @@
 //!
 //! See `docs/detectors/copies.md`.
 
+mod chunk;
 mod cluster;
+mod config;
 mod fingerprint;
 mod index;
 mod text;
 
-use crate::detector::{
-    key64, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
-};
-use crate::findings::{Figure, Findings, FindingsConfig};
+use crate::detector::{key64, Budget, Detector, DetectorKind, DetectorStats, Every, MapStats};
+use crate::findings::{Figure, Findings};
 use crate::name::Name;
+use chunk::{masked_feats, template_features, Chunker, MAX_CHUNKS};
 use cluster::{push_bounded, Cluster, Clusters, NONE, SAMPLES, SAMPLE_CHARS};
-use fingerprint::{weight, Rarity, SimHash};
+pub use config::CopiesConfig;
+use fingerprint::{Rarity, SimHash};
 use index::Index;
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-pub use text::{tokens, Strip, Token};
+use text::Strip;
 
-/// Chunks kept per text; later ones are folded into the last.
-const MAX_CLAUSES: usize = 16;
-/// Chunk bounds in features, and the expected run between content-defined cuts.
-const CHUNK_MIN: usize = 4;
-const CHUNK_MAX: usize = 24;
-const CHUNK_EVERY: u64 = 8;
+/// A text's chunks are bits of a `u16` (`TextRec::repeated`, link masks).
+const _: () = assert!(MAX_CHUNKS <= 16);
 /// Matches taken per clause lookup (newest first).
 const MAX_MATCHES: usize = 64;
 /// Text sequence numbers in index entries: 28 bits, four for the chunk.
 const SEQ_MASK: u32 = (1 << 28) - 1;
 /// Targets, posts and topics listed per campaign.
 const MAX_LIST: usize = 20;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CopiesConfig {
-    pub enabled: bool,
-    /// Texts are compared with those of the last `window_ms` of event time.
-    pub window_ms: i64,
-    /// Distinct qualified accounts that make a campaign.
-    pub min_accounts: usize,
-    /// Fingerprints (of a clause) within this many differing bits of 64 are near-duplicates.
-    pub max_hamming: u32,
-    /// A clause carries evidence from this much information (sum of its features' rarity,
-    /// in nats); shorter or more generic clauses are ignored.
-    pub min_clause_info: f64,
-    /// A text is indexed from this much information in its evidence clauses.
-    pub min_text_info: f64,
-    /// Two texts are linked when the chunks they share hold this share of either one's
-    /// evidence features (a chance repeat of one phrase between long texts is not a link).
-    pub link_share: f64,
-    /// A text qualifies its account when this share of its evidence features lies in
-    /// clauses other accounts repeated.
-    pub min_coverage: f64,
-    /// Texts counted into the rarity sketch before any is indexed (weights need a population).
-    pub warmup_texts: u64,
-    pub strip_urls: bool,
-    pub strip_mentions: bool,
-    pub strip_hashtags: bool,
-    /// Longer texts are fingerprinted on their first this many bytes.
-    pub max_text_bytes: usize,
-    /// Texts held in the window; beyond it the oldest leave early (counted).
-    pub max_texts: usize,
-    /// Entries per index bucket; beyond it the oldest leave (counted).
-    pub max_bucket: usize,
-    /// The rarity sketch has two rows of 2^this 16-bit counters.
-    pub sketch_width_bits: u32,
-    /// Document counts halve every this many texts.
-    pub sketch_half_life_texts: u64,
-    /// Memory budget of the detector (its own byte count, checked every tick).
-    pub max_state_bytes: u64,
-    pub findings: FindingsConfig,
-}
-
-impl Default for CopiesConfig {
-    fn default() -> Self {
-        CopiesConfig {
-            enabled: true,
-            window_ms: 3 * 3_600_000,
-            min_accounts: 8,
-            max_hamming: 3,
-            min_clause_info: 12.0,
-            min_text_info: 24.0,
-            link_share: 0.6,
-            min_coverage: 0.7,
-            warmup_texts: 2_000,
-            strip_urls: true,
-            strip_mentions: true,
-            strip_hashtags: true,
-            max_text_bytes: 4_096,
-            max_texts: 2_000_000,
-            max_bucket: 1_024,
-            sketch_width_bits: 20,
-            sketch_half_life_texts: 1 << 21,
-            max_state_bytes: 512 << 20,
-            findings: FindingsConfig {
-                // Campaigns grow by hundreds: a revision when members double.
-                regrow_fraction: 1.0,
-                close_after_ms: 3 * 3_600_000,
-                ..FindingsConfig::default()
-            },
-        }
-    }
-}
-
-impl DetectorConfig for CopiesConfig {
-    fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        let info_ok = self.min_clause_info >= 0.0 && self.min_text_info >= self.min_clause_info;
-        if self.window_ms <= 0
-            || self.min_accounts < 2
-            || self.max_hamming > 7
-            || !info_ok
-            || !(self.min_coverage > 0.0 && self.min_coverage <= 1.0)
-            || !(self.link_share > 0.0 && self.link_share <= 1.0)
-            || self.max_text_bytes < 16
-            || self.max_texts == 0
-            || self.max_texts >= 1 << 27
-            || self.max_bucket == 0
-            || !(10..=26).contains(&self.sketch_width_bits)
-            || self.sketch_half_life_texts == 0
-            || self.max_state_bytes == 0
-            || self.findings.max_members < self.min_accounts
-        {
-            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
-        }
-        self.findings.validate()
-    }
-}
 
 /// One indexed text.
 #[derive(Debug, Serialize, Deserialize)]
@@ -175,10 +73,8 @@ struct ClauseRec {
 /// Per-event buffers, kept to avoid allocating.
 #[derive(Debug, Default)]
 struct Scratch {
-    feats: Vec<u64>,
-    ends: Vec<usize>,
-    clause: Vec<u64>,
-    evidence: Vec<(SimHash, u16)>,
+    /// The chunks' fingerprints, in text order.
+    fps: Vec<u64>,
     hits: Vec<(u32, usize)>,
     links: Vec<usize>,
     weak: Vec<(usize, u16, u16)>,
@@ -207,6 +103,8 @@ pub struct Copies {
     cap_hits: u64,
     budget: Budget,
     #[serde(skip)]
+    chunker: Chunker,
+    #[serde(skip)]
     scratch: Scratch,
 }
 
@@ -231,65 +129,11 @@ impl DetectorKind for Copies {
             cluster_bytes: 0,
             cap_hits: 0,
             budget: Budget::new(cfg.max_state_bytes),
+            chunker: Chunker::default(),
             scratch: Scratch::default(),
             cfg,
         }
     }
-}
-
-/// Weigh and fingerprint one chunk's features; keep it in `evidence` if it carries
-/// `min_clause_info`. Returns its information if kept.
-fn unit(
-    rarity: &Rarity,
-    min_info: f64,
-    feats: &mut Vec<u64>,
-    evidence: &mut Vec<(SimHash, u16)>,
-) -> f64 {
-    feats.sort_unstable();
-    feats.dedup();
-    let mut sums = SimHash::default();
-    let mut info = 0.0;
-    for &f in feats.iter() {
-        let idf = rarity.idf(f);
-        info += f64::from(idf);
-        sums.add(f, weight(idf));
-    }
-    if info < min_info {
-        return 0.0;
-    }
-    let n = feats.len().min(usize::from(u16::MAX)) as u16;
-    if evidence.len() == MAX_CLAUSES {
-        if let Some(last) = evidence.last_mut() {
-            last.0.merge(&sums);
-            last.1 = last.1.saturating_add(n);
-        }
-    } else {
-        evidence.push((sums, n));
-    }
-    info
-}
-
-/// Features of the chunks of `evidence` in `mask`.
-fn masked_feats(evidence: &[(SimHash, u16)], mask: u16) -> u64 {
-    evidence
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, e)| u64::from(e.1))
-        .sum()
-}
-
-/// Features of the chunk that starts `feats`: it ends after a feature whose hash is 0
-/// modulo [`CHUNK_EVERY`] once it holds [`CHUNK_MIN`], at [`CHUNK_MAX`], or with the clause.
-fn chunk_len(feats: &[u64]) -> usize {
-    let mut n = 0;
-    for &f in feats {
-        n += 1;
-        if n >= CHUNK_MAX || (n >= CHUNK_MIN && f % CHUNK_EVERY == 0) {
-            break;
-        }
-    }
-    n
 }
 
 /// The longest prefix of `s` within `max` bytes, cut at a character boundary.
@@ -324,51 +168,6 @@ impl Copies {
         }
     }
 
-    /// Tokenize into `scratch.feats` and clause ends; weigh and fingerprint the clauses
-    /// that carry evidence into `scratch.evidence`; count the text into the sketch.
-    /// Returns the text's evidence information (0 before warm-up).
-    fn fingerprint(&mut self, text: &str) -> f64 {
-        let strip = self.strip();
-        let s = &mut self.scratch;
-        s.feats.clear();
-        s.ends.clear();
-        s.evidence.clear();
-        tokens(text, strip, |t| match t {
-            Token::Break => s.ends.push(s.feats.len()),
-            t => s.feats.push(t.hash()),
-        });
-        s.ends.push(s.feats.len());
-        let ready = self.rarity.texts() >= self.cfg.warmup_texts;
-        let mut info_total = 0.0;
-        if ready {
-            // Chunks: clauses cut further where a feature's hash says so (content-defined,
-            // so a cut tail or an edit leaves the other chunks as they were).
-            let mut start = 0;
-            for &end in &s.ends {
-                let mut at = start;
-                while at < end {
-                    let len = chunk_len(&s.feats[at..end]);
-                    s.clause.clear();
-                    s.clause.extend_from_slice(&s.feats[at..at + len]);
-                    at += len;
-                    info_total += unit(
-                        &self.rarity,
-                        self.cfg.min_clause_info,
-                        &mut s.clause,
-                        &mut s.evidence,
-                    );
-                }
-                start = end;
-            }
-        }
-        s.clause.clear();
-        s.clause.extend_from_slice(&s.feats);
-        s.clause.sort_unstable();
-        s.clause.dedup();
-        self.rarity.count(&s.clause);
-        info_total
-    }
-
     fn on_text(
         &mut self,
         ev: &Event<'_>,
@@ -378,8 +177,13 @@ impl Copies {
         topic: Option<&str>,
     ) {
         let text = clip(text, self.cfg.max_text_bytes);
-        let info = self.fingerprint(text);
-        if self.scratch.evidence.is_empty() || info < self.cfg.min_text_info {
+        let weigh = self.rarity.texts() >= self.cfg.warmup_texts;
+        let strip = self.strip();
+        let min_info = self.cfg.min_clause_info;
+        let info = self
+            .chunker
+            .read(text, strip, &mut self.rarity, weigh, min_info);
+        if self.chunker.evidence.is_empty() || info < self.cfg.min_text_info {
             return;
         }
         if !self.budget.admits() {
@@ -392,6 +196,7 @@ impl Copies {
         if !self.index.is_built() {
             self.rebuild_index();
         }
+        let evidence = &self.chunker.evidence;
         let account = ev.account.as_ref();
         let key = key64(account);
         let seq = self.base + self.texts.len() as u64;
@@ -401,19 +206,21 @@ impl Copies {
         s.links.clear();
         s.weak.clear();
         let live = alive(self.base, self.texts.len());
-        for (i, (sums, _)) in s.evidence.iter().enumerate() {
-            whole.merge(sums);
+        s.fps.clear();
+        for (i, c) in evidence.iter().enumerate() {
+            whole.merge(&c.sums);
+            let fp = c.sums.fingerprint();
+            s.fps.push(fp);
             let hits = &mut s.hits;
-            self.index
-                .lookup(sums.fingerprint(), MAX_MATCHES, &live, |slot, _| {
-                    hits.push((slot.at, i));
-                });
+            self.index.lookup(fp, MAX_MATCHES, &live, |slot, _| {
+                hits.push((slot.at, i));
+            });
         }
         // Per earlier text: which of our chunks matched which of its chunks. A link is
         // strong when the matched chunks hold `link_share` of either text's features.
         s.hits
             .sort_unstable_by_key(|&(at, i)| (offset(self.base, at), i));
-        let total_a: u64 = s.evidence.iter().map(|e| u64::from(e.1)).sum();
+        let total_a: u64 = evidence.iter().map(|c| u64::from(c.feats)).sum();
         let mut k = 0;
         while k < s.hits.len() {
             let off = offset(self.base, s.hits[k].0);
@@ -426,7 +233,7 @@ impl Copies {
             if self.texts[off].account == key {
                 continue;
             }
-            let share_a = masked_feats(&s.evidence, mine) as f64 / total_a.max(1) as f64;
+            let share_a = masked_feats(evidence, mine) as f64 / total_a.max(1) as f64;
             let (shared_b, total_b) = self.feats(off, theirs);
             let share_b = shared_b as f64 / total_b.max(1) as f64;
             if share_a.max(share_b) < self.cfg.link_share {
@@ -439,9 +246,8 @@ impl Copies {
         }
         // File the text.
         let first_clause = self.clause_base + self.clauses.len() as u64;
-        for (i, (sums, feats)) in s.evidence.iter().enumerate() {
-            let fp = sums.fingerprint();
-            self.clauses.push_back(ClauseRec { fp, feats: *feats });
+        for (i, (c, &fp)) in evidence.iter().zip(&s.fps).enumerate() {
+            self.clauses.push_back(ClauseRec { fp, feats: c.feats });
             self.cap_hits += self
                 .index
                 .insert(fp, ((seq as u32 & SEQ_MASK) << 4) | i as u32);
@@ -457,7 +263,7 @@ impl Copies {
             fp: whole.fingerprint(),
             cluster: NONE,
             first_clause,
-            n_clauses: s.evidence.len() as u8,
+            n_clauses: evidence.len() as u8,
             repeated,
             qualified: false,
         });
@@ -686,19 +492,6 @@ impl Copies {
         self.texts.shrink_to(self.texts.len() * 5 / 4);
         self.clauses.shrink_to(self.clauses.len() * 5 / 4);
     }
-}
-
-/// The heaviest features of a sample text (rarest first), for the alert's evidence.
-fn template_features(rarity: &Rarity, strip: Strip, sample: &str) -> Vec<Box<str>> {
-    let mut feats: Vec<(u32, String)> = Vec::new();
-    tokens(sample, strip, |t| {
-        if t != Token::Break {
-            feats.push(((rarity.idf(t.hash()) * 100.0) as u32, t.display()));
-        }
-    });
-    feats.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    feats.dedup_by(|a, b| a.1 == b.1);
-    feats.into_iter().take(8).map(|(_, s)| s.into()).collect()
 }
 
 impl Detector for Copies {

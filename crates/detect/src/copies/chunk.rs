@@ -1,0 +1,140 @@
+//! Chunks: a text cut into clauses and content-defined chunks, each weighed by rarity and
+//! fingerprinted; the ones that carry enough information are the text's evidence.
+//!
+//! A clause is cut further after a feature whose hash is 0 modulo [`CHUNK_EVERY`] once the
+//! chunk holds [`CHUNK_MIN`] features (at most [`CHUNK_MAX`]): the cuts depend on content,
+//! not position, so a cut tail or an edit changes one chunk and leaves the others as they were.
+
+use super::fingerprint::{weight, Rarity, SimHash};
+use super::text::{tokens, Strip, Token};
+
+/// Chunks kept per text; later ones are folded into the last.
+pub const MAX_CHUNKS: usize = 16;
+/// Chunk bounds in features, and the expected run between content-defined cuts.
+const CHUNK_MIN: usize = 4;
+const CHUNK_MAX: usize = 24;
+const CHUNK_EVERY: u64 = 8;
+
+/// One chunk that carries evidence.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk {
+    pub sums: SimHash,
+    /// Its distinct features (coverage and link shares count them).
+    pub feats: u16,
+}
+
+/// Reads texts into evidence chunks; its buffers are kept between texts.
+#[derive(Debug, Default)]
+pub struct Chunker {
+    feats: Vec<u64>,
+    ends: Vec<usize>,
+    chunk: Vec<u64>,
+    /// The evidence chunks of the last text read, in text order.
+    pub evidence: Vec<Chunk>,
+}
+
+impl Chunker {
+    /// Tokenize `text`; when `weigh`, keep its chunks that carry `min_info` nats in
+    /// [`Chunker::evidence`]; then count its distinct features into `rarity`. Returns the
+    /// information of the evidence (0 when not weighed).
+    pub fn read(
+        &mut self,
+        text: &str,
+        strip: Strip,
+        rarity: &mut Rarity,
+        weigh: bool,
+        min_info: f64,
+    ) -> f64 {
+        self.feats.clear();
+        self.ends.clear();
+        self.evidence.clear();
+        let (feats, ends) = (&mut self.feats, &mut self.ends);
+        tokens(text, strip, |t| match t {
+            Token::Break => ends.push(feats.len()),
+            t => feats.push(t.hash()),
+        });
+        ends.push(feats.len());
+        let mut info = 0.0;
+        if weigh {
+            let mut start = 0;
+            for &end in &self.ends {
+                let mut at = start;
+                while at < end {
+                    let len = chunk_len(&self.feats[at..end]);
+                    self.chunk.clear();
+                    self.chunk.extend_from_slice(&self.feats[at..at + len]);
+                    at += len;
+                    info += unit(rarity, min_info, &mut self.chunk, &mut self.evidence);
+                }
+                start = end;
+            }
+        }
+        self.chunk.clear();
+        self.chunk.extend_from_slice(&self.feats);
+        self.chunk.sort_unstable();
+        self.chunk.dedup();
+        rarity.count(&self.chunk);
+        info
+    }
+}
+
+/// Weigh and fingerprint one chunk's features; keep it in `evidence` if it carries
+/// `min_info`. Returns its information if kept.
+fn unit(rarity: &Rarity, min_info: f64, feats: &mut Vec<u64>, evidence: &mut Vec<Chunk>) -> f64 {
+    feats.sort_unstable();
+    feats.dedup();
+    let mut sums = SimHash::default();
+    let mut info = 0.0;
+    for &f in feats.iter() {
+        let idf = rarity.idf(f);
+        info += f64::from(idf);
+        sums.add(f, weight(idf));
+    }
+    if info < min_info {
+        return 0.0;
+    }
+    let n = feats.len().min(usize::from(u16::MAX)) as u16;
+    if evidence.len() < MAX_CHUNKS {
+        evidence.push(Chunk { sums, feats: n });
+    } else if let Some(last) = evidence.last_mut() {
+        last.sums.merge(&sums);
+        last.feats = last.feats.saturating_add(n);
+    }
+    info
+}
+
+/// Features of the chunks of `evidence` in `mask`.
+pub fn masked_feats(evidence: &[Chunk], mask: u16) -> u64 {
+    evidence
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, c)| u64::from(c.feats))
+        .sum()
+}
+
+/// Features of the chunk that starts `feats`: it ends after a feature whose hash is 0
+/// modulo [`CHUNK_EVERY`] once it holds [`CHUNK_MIN`], at [`CHUNK_MAX`], or with the clause.
+fn chunk_len(feats: &[u64]) -> usize {
+    let mut n = 0;
+    for &f in feats {
+        n += 1;
+        if n >= CHUNK_MAX || (n >= CHUNK_MIN && f % CHUNK_EVERY == 0) {
+            break;
+        }
+    }
+    n
+}
+
+/// The heaviest features of a sample text (rarest first), for the alert's evidence.
+pub fn template_features(rarity: &Rarity, strip: Strip, sample: &str) -> Vec<Box<str>> {
+    let mut feats: Vec<(u32, String)> = Vec::new();
+    tokens(sample, strip, |t| {
+        if t != Token::Break {
+            feats.push(((rarity.idf(t.hash()) * 100.0) as u32, t.display()));
+        }
+    });
+    feats.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    feats.dedup_by(|a, b| a.1 == b.1);
+    feats.into_iter().take(8).map(|(_, s)| s.into()).collect()
+}
