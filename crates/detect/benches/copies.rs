@@ -93,7 +93,8 @@ fn main() {
         .sum();
     println!("copies: {n} texts of ~100 characters in {secs:.2} s: {:.0} texts/s (fingerprint, index lookup and insert, clustering)", n as f64 / secs);
     println!(
-        "window: {texts} texts indexed, {} MiB (texts, chunks, index): {:.0} MiB per 1M texts; sketch {} MiB; {} alerts",
+        "window: {texts} texts indexed, {:.1} chunks a text, {} MiB (texts, chunks, index): {:.0} MiB per 1M texts; sketch {} MiB; {} alerts",
+        stats.map("clauses").map_or(0, |m| m.entries) as f64 / texts.max(1) as f64,
         window >> 20,
         window as f64 / texts.max(1) as f64 * 1e6 / (1 << 20) as f64,
         stats.map("sketch").map_or(0, |m| m.bytes >> 20),

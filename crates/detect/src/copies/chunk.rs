@@ -29,6 +29,10 @@ pub struct Chunker {
     feats: Vec<u64>,
     ends: Vec<usize>,
     chunk: Vec<u64>,
+    /// The text's distinct features (sorted) and their document frequencies: each feature
+    /// is looked up in the sketch once, however many chunks carry it.
+    distinct: Vec<u64>,
+    df: Vec<u16>,
     /// The evidence chunks of the last text read, in text order.
     pub evidence: Vec<Chunk>,
 }
@@ -54,8 +58,19 @@ impl Chunker {
             t => feats.push(t.hash()),
         });
         ends.push(feats.len());
+        self.distinct.clear();
+        self.distinct.extend_from_slice(&self.feats);
+        self.distinct.sort_unstable();
+        self.distinct.dedup();
         let mut info = 0.0;
         if weigh {
+            self.df.clear();
+            self.df.extend(self.distinct.iter().map(|&f| rarity.df(f)));
+            let known = Known {
+                rarity,
+                distinct: &self.distinct,
+                df: &self.df,
+            };
             let mut start = 0;
             for &end in &self.ends {
                 let mut at = start;
@@ -64,29 +79,42 @@ impl Chunker {
                     self.chunk.clear();
                     self.chunk.extend_from_slice(&self.feats[at..at + len]);
                     at += len;
-                    info += unit(rarity, min_info, &mut self.chunk, &mut self.evidence);
+                    info += unit(&known, min_info, &mut self.chunk, &mut self.evidence);
                 }
                 start = end;
             }
         }
-        self.chunk.clear();
-        self.chunk.extend_from_slice(&self.feats);
-        self.chunk.sort_unstable();
-        self.chunk.dedup();
-        rarity.count(&self.chunk);
+        rarity.count(&self.distinct);
         info
+    }
+}
+
+/// A text's features with the document frequencies looked up for it.
+struct Known<'a> {
+    rarity: &'a Rarity,
+    distinct: &'a [u64],
+    df: &'a [u16],
+}
+
+impl Known<'_> {
+    fn idf(&self, feature: u64) -> f32 {
+        let df = self
+            .distinct
+            .binary_search(&feature)
+            .map_or_else(|_| self.rarity.df(feature), |i| self.df[i]);
+        self.rarity.idf_of(df)
     }
 }
 
 /// Weigh and fingerprint one chunk's features; keep it in `evidence` if it carries
 /// `min_info`. Returns its information if kept.
-fn unit(rarity: &Rarity, min_info: f64, feats: &mut Vec<u64>, evidence: &mut Vec<Chunk>) -> f64 {
+fn unit(known: &Known<'_>, min_info: f64, feats: &mut Vec<u64>, evidence: &mut Vec<Chunk>) -> f64 {
     feats.sort_unstable();
     feats.dedup();
     let mut sums = SimHash::default();
     let mut info = 0.0;
     for &f in feats.iter() {
-        let idf = rarity.idf(f);
+        let idf = known.idf(f);
         info += f64::from(idf);
         sums.add(f, weight(idf));
     }

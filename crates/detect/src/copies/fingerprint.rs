@@ -1,7 +1,7 @@
 //! Rarity weights from a streaming document-frequency sketch, and the 64-bit SimHash over them.
 //!
-//! [`Rarity`] is a count-min sketch (two rows, conservative update, 16-bit saturating
-//! counters) of how many texts carried each feature. A feature's weight is its inverse
+//! [`Rarity`] is a count-min sketch (two counters a feature, both in one cache-line block,
+//! conservative update, 16-bit saturating counters) of how many texts carried each feature. A feature's weight is its inverse
 //! document frequency, `ln((texts + 1) / (df + 1))`: a word every second text uses weighs
 //! under 1 nat, a template's own phrase 5 to 10. The sketch only over-counts (collisions), so a
 //! weight is never above the exact one: a rare feature can look common, never the reverse.
@@ -13,6 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Counters in one block of the sketch: 32 of 16 bits, a 64-byte cache line.
+const BLOCK: usize = 32;
+
 /// Weights are rounded to whole nats for the fingerprint (at most this many), so that the
 /// slow drift of document frequencies as a campaign repeats itself rarely moves a bit.
 pub const MAX_WEIGHT: i32 = 6;
@@ -20,7 +23,7 @@ pub const MAX_WEIGHT: i32 = 6;
 /// See the module docs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rarity {
-    /// `2 << width_bits` counters: row 0, then row 1.
+    /// `2 << width_bits` counters in blocks of [`BLOCK`].
     counts: Vec<u16>,
     width_bits: u32,
     texts: u64,
@@ -49,22 +52,36 @@ impl Rarity {
         (self.counts.len() * std::mem::size_of::<u16>()) as u64
     }
 
+    /// A feature's two counters, in one block of [`BLOCK`] (one cache line, so a lookup
+    /// costs one miss, not two): the block from the hash's low bits, the two places in it
+    /// from its high bits.
     fn cells(&self, feature: u64) -> [usize; 2] {
-        let mask = (1usize << self.width_bits) - 1;
-        let a = feature as usize & mask;
-        let b = (feature >> 32) as usize & mask;
-        [a, (1 << self.width_bits) + b]
+        let blocks = self.counts.len() / BLOCK;
+        let base = (feature as usize & (blocks - 1)) * BLOCK;
+        let i = (feature >> 40) as usize % BLOCK;
+        let mut j = (feature >> 52) as usize % BLOCK;
+        if j == i {
+            j ^= 1;
+        }
+        [base + i, base + j]
     }
 
-    fn df(&self, feature: u64) -> u16 {
+    /// How many texts carried `feature` (an over-count at worst).
+    pub fn df(&self, feature: u64) -> u16 {
         let [a, b] = self.cells(feature);
         self.counts[a].min(self.counts[b])
     }
 
     /// The weight of a feature in nats.
     pub fn idf(&self, feature: u64) -> f32 {
-        let df = f32::from(self.df(feature));
-        ((self.texts as f32 + 1.0) / (df + 1.0)).ln().max(0.0)
+        self.idf_of(self.df(feature))
+    }
+
+    /// The weight of a feature that `df` texts carried.
+    pub fn idf_of(&self, df: u16) -> f32 {
+        ((self.texts as f32 + 1.0) / (f32::from(df) + 1.0))
+            .ln()
+            .max(0.0)
     }
 
     /// Count one text's distinct features (sorted, deduplicated by the caller).
@@ -145,21 +162,26 @@ mod tests {
 
     #[test]
     fn common_features_weigh_less_and_halving_keeps_the_ratio() {
-        let mut r = Rarity::new(12, 1_000);
+        // Features are hashes in use: spread them the same way here.
+        let f = |i: u64| super::super::text::Token::Word(&i.to_string()).hash();
+        let text = |a: u64, b: u64| {
+            let mut v = vec![f(a), f(b)];
+            v.sort_unstable();
+            v
+        };
+        let mut r = Rarity::new(16, 1_000);
         for i in 0..600u64 {
-            let mut f = vec![1, 1000 + i];
-            f.sort_unstable();
-            r.count(&f);
+            r.count(&text(1, 1000 + i));
         }
-        assert!(r.idf(1) < 0.1, "in every text: {}", r.idf(1));
-        assert!(r.idf(1000) > 5.0, "in one text: {}", r.idf(1000));
-        assert!(r.idf(7) > r.idf(1000), "never seen is rarest");
+        assert!(r.idf(f(1)) < 0.1, "in every text: {}", r.idf(f(1)));
+        assert!(r.idf(f(1000)) > 5.0, "in one text: {}", r.idf(f(1000)));
+        assert!(r.idf(f(7)) > r.idf(f(1000)), "never seen is rarest");
         for i in 0..600u64 {
-            r.count(&[1, 5000 + i]);
+            r.count(&text(1, 5000 + i));
         }
         // One halving at 1,000 texts: 600 + 600 counted, 700 left.
         assert_eq!(r.texts(), 700);
-        assert!(r.idf(1) < 0.1);
+        assert!(r.idf(f(1)) < 0.1);
     }
 
     #[test]
