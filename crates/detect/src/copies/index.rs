@@ -128,15 +128,23 @@ impl Index {
         alive: impl Fn(u32) -> bool,
         mut found: impl FnMut(Slot, u32),
     ) {
+        // The buckets first, then their oldest entries: independent loads, so their cache
+        // misses overlap instead of queueing behind each table's scan.
+        let mut buckets = [0usize; 16];
+        let tables = self.tables.len();
+        for (t, b) in buckets.iter_mut().enumerate().take(tables) {
+            *b = self.bucket(fp, t);
+        }
+        let oldest: u32 = (0..tables)
+            .filter_map(|t| self.tables[t][buckets[t]].first())
+            .fold(0, |acc, s| acc ^ s.at);
+        std::hint::black_box(oldest);
         let mut n = 0;
-        for t in 0..self.tables.len() {
-            let b = self.bucket(fp, t);
-            let dead = self.tables[t][b]
-                .iter()
-                .position(|s| alive(s.at))
-                .unwrap_or(self.tables[t][b].len());
+        for (t, &b) in buckets.iter().enumerate().take(tables) {
+            let bucket = &mut self.tables[t][b];
+            let dead = bucket.iter().position(|s| alive(s.at)).unwrap_or(bucket.len());
             if dead > 0 {
-                self.tables[t][b].drain(..dead);
+                bucket.drain(..dead);
                 self.entries -= dead;
             }
             for s in self.tables[t][b].iter().rev() {
