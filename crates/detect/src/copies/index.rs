@@ -142,7 +142,10 @@ impl Index {
         let mut n = 0;
         for (t, &b) in buckets.iter().enumerate().take(tables) {
             let bucket = &mut self.tables[t][b];
-            let dead = bucket.iter().position(|s| alive(s.at)).unwrap_or(bucket.len());
+            let dead = bucket
+                .iter()
+                .position(|s| alive(s.at))
+                .unwrap_or(bucket.len());
             if dead > 0 {
                 bucket.drain(..dead);
                 self.entries -= dead;
