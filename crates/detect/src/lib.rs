@@ -29,7 +29,7 @@ pub mod lockstep;
 mod name;
 mod registry;
 
-pub use copies::{Copies, CopiesConfig};
+pub use copies::{Copies, CopiesConfig, NearDuplicates};
 pub use detector::{
     Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
 };

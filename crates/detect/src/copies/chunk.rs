@@ -141,6 +141,28 @@ pub fn masked_feats(evidence: &[Chunk], mask: u16) -> u64 {
         .sum()
 }
 
+/// Index hits `(earlier text, its chunk, my chunk)`, sorted by earlier text, grouped: for
+/// each earlier text, the masks of my chunks and of its chunks that matched.
+pub fn shared_chunks(hits: &[(usize, u8, u8)]) -> impl Iterator<Item = (usize, u16, u16)> + '_ {
+    debug_assert!(hits.windows(2).all(|w| w[0].0 <= w[1].0), "sorted by text");
+    hits.chunk_by(|a, b| a.0 == b.0).map(|group| {
+        let (mut mine, mut theirs) = (0u16, 0u16);
+        for &(_, their, my) in group {
+            theirs |= 1 << their;
+            mine |= 1 << my;
+        }
+        (group[0].0, mine, theirs)
+    })
+}
+
+/// Two texts are linked when the chunks they share hold `link_share` of either one's
+/// evidence features: `(shared, total)` of each. A chance repeat of one phrase between
+/// long texts is not a link; a cut copy (short) of a long one is.
+pub fn linked(a: (u64, u64), b: (u64, u64), link_share: f64) -> bool {
+    let share = |(shared, total): (u64, u64)| shared as f64 / total.max(1) as f64;
+    share(a).max(share(b)) >= link_share
+}
+
 /// Features of the chunk that starts `feats`: it ends after a feature whose hash is 0
 /// modulo [`CHUNK_EVERY`] once it holds [`CHUNK_MIN`], at [`CHUNK_MAX`], or with the clause.
 fn chunk_len(feats: &[u64]) -> usize {

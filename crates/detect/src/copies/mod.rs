@@ -18,17 +18,19 @@ mod cluster;
 mod config;
 mod fingerprint;
 mod index;
+mod probe;
 mod text;
 
 use crate::detector::{key64, Budget, Detector, DetectorKind, DetectorStats, Every, MapStats};
 use crate::findings::{Figure, Findings};
 use crate::name::Name;
-use chunk::{masked_feats, template_features, Chunker, MAX_CHUNKS};
+use chunk::{linked, masked_feats, shared_chunks, template_features, Chunker, MAX_CHUNKS};
 use cluster::{push_bounded, Cluster, Clusters, NONE, SAMPLES, SAMPLE_CHARS};
 pub use config::CopiesConfig;
 use fingerprint::{Rarity, SimHash};
 use index::Index;
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
+pub use probe::NearDuplicates;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use text::Strip;
@@ -75,7 +77,8 @@ struct ClauseRec {
 struct Scratch {
     /// The chunks' fingerprints, in text order.
     fps: Vec<u64>,
-    hits: Vec<(u32, usize)>,
+    /// Index hits: `(earlier text's offset, its chunk, our chunk)`.
+    hits: Vec<(usize, u8, u8)>,
     links: Vec<usize>,
     weak: Vec<(usize, u16, u16)>,
 }
@@ -136,6 +139,15 @@ impl DetectorKind for Copies {
     }
 }
 
+/// What the config strips before features are taken.
+fn strip(cfg: &CopiesConfig) -> Strip {
+    Strip {
+        urls: cfg.strip_urls,
+        mentions: cfg.strip_mentions,
+        hashtags: cfg.strip_hashtags,
+    }
+}
+
 /// The longest prefix of `s` within `max` bytes, cut at a character boundary.
 fn clip(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -161,11 +173,7 @@ fn offset(base: u64, at: u32) -> usize {
 
 impl Copies {
     fn strip(&self) -> Strip {
-        Strip {
-            urls: self.cfg.strip_urls,
-            mentions: self.cfg.strip_mentions,
-            hashtags: self.cfg.strip_hashtags,
-        }
+        strip(&self.cfg)
     }
 
     fn on_text(
@@ -211,32 +219,25 @@ impl Copies {
             whole.merge(&c.sums);
             let fp = c.sums.fingerprint();
             s.fps.push(fp);
-            let hits = &mut s.hits;
+            let (hits, base) = (&mut s.hits, self.base);
             self.index.lookup(fp, MAX_MATCHES, &live, |slot, _| {
-                hits.push((slot.at, i));
+                hits.push((offset(base, slot.at), (slot.at & 15) as u8, i as u8));
             });
         }
-        // Per earlier text: which of our chunks matched which of its chunks. A link is
-        // strong when the matched chunks hold `link_share` of either text's features.
-        s.hits
-            .sort_unstable_by_key(|&(at, i)| (offset(self.base, at), i));
+        // Per earlier text of another account: which of our chunks matched which of its.
+        s.hits.sort_unstable_by_key(|&(off, _, mine)| (off, mine));
         let total_a: u64 = evidence.iter().map(|c| u64::from(c.feats)).sum();
-        let mut k = 0;
-        while k < s.hits.len() {
-            let off = offset(self.base, s.hits[k].0);
-            let (mut mine, mut theirs) = (0u16, 0u16);
-            while k < s.hits.len() && offset(self.base, s.hits[k].0) == off {
-                mine |= 1 << s.hits[k].1;
-                theirs |= 1 << (s.hits[k].0 & 15);
-                k += 1;
-            }
+        for (off, mine, theirs) in shared_chunks(&s.hits) {
             if self.texts[off].account == key {
                 continue;
             }
-            let share_a = masked_feats(evidence, mine) as f64 / total_a.max(1) as f64;
             let (shared_b, total_b) = self.feats(off, theirs);
-            let share_b = shared_b as f64 / total_b.max(1) as f64;
-            if share_a.max(share_b) < self.cfg.link_share {
+            let shared_a = masked_feats(evidence, mine);
+            if !linked(
+                (shared_a, total_a),
+                (shared_b, total_b),
+                self.cfg.link_share,
+            ) {
                 s.weak.push((off, mine, theirs));
                 continue;
             }
