@@ -130,10 +130,10 @@ fn stdin_to_stdout_with_dead_letters() {
         .spawn()
         .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
-    for i in 0..10 {
+    for i in 0..24 {
         writeln!(
             stdin,
-            r#"{{"type":"login","ts":{},"account":"bot{i}","device":"shared-phone"}}"#,
+            r#"{{"type":"login","ts":{},"account":"bot{i:02}","device":"shared-phone"}}"#,
             1_000_000 + i
         )
         .expect("write");
@@ -146,7 +146,7 @@ fn stdin_to_stdout_with_dead_letters() {
     let alert: serde_json::Value =
         serde_json::from_str(text(&o.stdout).lines().next().expect("one alert")).expect("json");
     assert_eq!(alert["kind"], "device_farm");
-    assert_eq!(alert["accounts"].as_array().map(Vec::len), Some(10));
+    assert_eq!(alert["accounts"].as_array().map(Vec::len), Some(24));
     let dead: Vec<serde_json::Value> = std::fs::read_to_string(d.join("bad.jsonl"))
         .expect("dead letters")
         .lines()
@@ -159,7 +159,7 @@ fn stdin_to_stdout_with_dead_letters() {
             dead[0]["detail"].as_str(),
             dead[0]["line"].as_u64()
         ),
-        (Some("wrong_type"), Some("ts"), Some(11))
+        (Some("wrong_type"), Some("ts"), Some(25))
     );
     assert_eq!(
         (dead[1]["reason"].as_str(), dead[1]["raw"].as_str()),

@@ -28,7 +28,10 @@ pub struct EvalReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct KindReport {
     pub kind: AlertKind,
+    /// Messages of this kind (every revision).
     pub alerts: usize,
+    /// Distinct alert ids of this kind.
+    pub alert_ids: usize,
     pub groups: usize,
     pub groups_detected: usize,
     pub members: usize,
@@ -47,6 +50,8 @@ pub struct GroupReport {
     pub variant: String,
     pub members: usize,
     pub flagged_by_kind: usize,
+    /// Distinct alert ids of the group's kind that name any of its members.
+    pub alert_ids: usize,
     pub recall: f64,
     pub detected: bool,
     pub lag_ms: Option<i64>,
@@ -103,11 +108,12 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert]) -> EvalReport {
             .filter(|a| kind_flagged.contains(a.as_str()))
             .count();
         let members: HashSet<&str> = g.accounts.iter().map(String::as_str).collect();
-        let first = alerts
+        let touching: Vec<&Alert> = alerts
             .iter()
             .filter(|a| a.kind == g.kind && a.accounts.iter().any(|m| members.contains(m.as_str())))
-            .map(|a| a.window.end)
-            .min();
+            .collect();
+        let first = touching.iter().map(|a| a.window.end).min();
+        let ids: HashSet<&str> = touching.iter().map(|a| a.alert_id.as_str()).collect();
         let recall = ratio(hit, g.accounts.len()).unwrap_or(0.0);
         groups.push(GroupReport {
             id: g.id.clone(),
@@ -115,6 +121,7 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert]) -> EvalReport {
             variant: g.variant.clone(),
             members: g.accounts.len(),
             flagged_by_kind: hit,
+            alert_ids: ids.len(),
             recall,
             detected: recall >= DETECTED_SHARE,
             lag_ms: first.map(|t| (t - g.start).max(0)),
@@ -131,6 +138,12 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert]) -> EvalReport {
             KindReport {
                 kind,
                 alerts: alerts.iter().filter(|a| a.kind == kind).count(),
+                alert_ids: alerts
+                    .iter()
+                    .filter(|a| a.kind == kind)
+                    .map(|a| a.alert_id.as_str())
+                    .collect::<HashSet<_>>()
+                    .len(),
                 groups: gs.len(),
                 groups_detected: gs.iter().filter(|g| g.detected).count(),
                 members,
@@ -209,15 +222,16 @@ impl fmt::Display for EvalReport {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<22} {:>6} {:>9} {:>14} {:>9} {:>8} {:>11}",
-            "kind", "alerts", "detected", "member recall", "organic", "", "median lag"
+            "{:<22} {:>6} {:>5} {:>9} {:>14} {:>9} {:>8} {:>11}",
+            "kind", "alerts", "ids", "detected", "member recall", "organic", "", "median lag"
         )?;
         for k in &self.kinds {
             writeln!(
                 f,
-                "{:<22} {:>6} {:>4}/{:<4} {:>14} {:>9} {:>8} {:>11}",
+                "{:<22} {:>6} {:>5} {:>4}/{:<4} {:>14} {:>9} {:>8} {:>11}",
                 k.kind.as_str(),
                 k.alerts,
+                k.alert_ids,
                 k.groups_detected,
                 k.groups,
                 format!(
@@ -234,17 +248,18 @@ impl fmt::Display for EvalReport {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<44} {:>8} {:>8} {:>8} {:>11}",
-            "planted group", "members", "flagged", "recall", "lag"
+            "{:<44} {:>8} {:>8} {:>8} {:>4} {:>11}",
+            "planted group", "members", "flagged", "recall", "ids", "lag"
         )?;
         for g in &self.groups {
             writeln!(
                 f,
-                "{:<44} {:>8} {:>8} {:>8} {:>11}",
+                "{:<44} {:>8} {:>8} {:>8} {:>4} {:>11}",
                 format!("{} ({})", g.id, g.variant),
                 g.members,
                 g.flagged_by_kind,
                 pct(Some(g.recall)),
+                g.alert_ids,
                 mins(g.lag_ms)
             )?;
         }

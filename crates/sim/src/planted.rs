@@ -489,9 +489,16 @@ fn hotlist_pushes(w: &mut World) {
     }
 }
 
-/// Many accounts on a few phones (group-control software), each logging in and liking regularly.
+/// Many accounts on a few phones (group-control software), each logging in and liking
+/// regularly. The first farm rotates its accounts over its phones and addresses at
+/// every login; the second keeps each account on one phone, the phones sharing two
+/// addresses.
 fn device_farms(w: &mut World) {
-    for (size, phones, from, to) in [(60usize, 4usize, 0.2, 0.8), (36, 3, 0.5, 0.95)] {
+    for (variant, size, phones, from, to) in [
+        ("rotating_phones", 60usize, 4usize, 0.2, 0.8),
+        ("few_phones", 36, 3, 0.5, 0.95),
+    ] {
+        let rotating = variant == "rotating_phones";
         let mut members = accounts(w, size, 30 * DAY..300 * DAY);
         let devices: Vec<String> = (0..phones).map(|_| w.device_id()).collect();
         let ips: Vec<IpAddr> = (0..2).map(|_| w.random_ip()).collect();
@@ -501,9 +508,13 @@ fn device_farms(w: &mut World) {
         }
         let (from, to) = (w.at(from), w.at(to));
         let mut span = Span::new();
-        for m in &members {
+        for m in &mut members {
             let mut t = from + w.rng.gen_range(0..30 * MINUTE);
             while t < to {
+                if rotating {
+                    m.device = devices[w.rng.gen_range(0..phones)].clone();
+                    m.ip = ips[w.rng.gen_range(0..2)];
+                }
                 w.emit(m, span.add(t), Body::Login);
                 for _ in 0..w.rng.gen_range(1..=3) {
                     let at = t + w.rng.gen_range(2_000..60_000);
@@ -522,7 +533,7 @@ fn device_farms(w: &mut World) {
         }
         w.plant(
             AlertKind::DeviceFarm,
-            "few_phones",
+            variant,
             &members,
             devices,
             None,
