@@ -11,6 +11,7 @@
 //! - `flat`: the hash table of 64-bit keys hot detector state lives in (one miss a lookup).
 //! - `name`: compact owned names (short ones inline).
 //! - `copies`: copy campaigns (near-duplicate text clusters).
+//! - `batch_registration`: accounts registered in batches (name templates, devices, blocks).
 //! - `registry`: the fixed list of detectors and their config sections.
 //!
 //! Every map a detector keeps has a configured bound and is reported in
@@ -20,6 +21,7 @@
 //! [`Alert`]: levee_model::Alert
 #![forbid(unsafe_code)]
 
+mod batch_registration;
 mod copies;
 pub mod detector;
 mod device_farm;
@@ -29,6 +31,7 @@ pub mod lockstep;
 mod name;
 mod registry;
 
+pub use batch_registration::{BatchRegistration, BatchRegistrationConfig};
 pub use copies::{Copies, CopiesConfig, NearDuplicates};
 pub use detector::{
     Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,

@@ -6,7 +6,7 @@
 //! snapshots) follows from that list.
 
 use crate::detector::{Detector, DetectorConfig, DetectorKind, DetectorStats};
-use crate::{Copies, DeviceFarm, Lockstep};
+use crate::{BatchRegistration, Copies, DeviceFarm, Lockstep};
 use levee_model::{Alert, Event, Ts};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,7 @@ pub struct DetectorsConfig {
     pub lockstep: <Lockstep as DetectorKind>::Config,
     pub device_farm: <DeviceFarm as DetectorKind>::Config,
     pub copies: <Copies as DetectorKind>::Config,
+    pub batch_registration: <BatchRegistration as DetectorKind>::Config,
 }
 
 /// The fixed set of detectors. An enum, not a plugin registry: adding one is a code change.
@@ -25,6 +26,7 @@ pub enum AnyDetector {
     Lockstep(Box<Lockstep>),
     DeviceFarm(Box<DeviceFarm>),
     Copies(Box<Copies>),
+    BatchRegistration(Box<BatchRegistration>),
 }
 
 impl AnyDetector {
@@ -33,6 +35,7 @@ impl AnyDetector {
             AnyDetector::Lockstep(d) => d.as_ref(),
             AnyDetector::DeviceFarm(d) => d.as_ref(),
             AnyDetector::Copies(d) => d.as_ref(),
+            AnyDetector::BatchRegistration(d) => d.as_ref(),
         }
     }
 
@@ -41,6 +44,7 @@ impl AnyDetector {
             AnyDetector::Lockstep(d) => d.as_mut(),
             AnyDetector::DeviceFarm(d) => d.as_mut(),
             AnyDetector::Copies(d) => d.as_mut(),
+            AnyDetector::BatchRegistration(d) => d.as_mut(),
         }
     }
 
@@ -61,6 +65,9 @@ impl DetectorsConfig {
         v.visit::<Lockstep>(&self.lockstep, |d| AnyDetector::Lockstep(Box::new(d)));
         v.visit::<DeviceFarm>(&self.device_farm, |d| AnyDetector::DeviceFarm(Box::new(d)));
         v.visit::<Copies>(&self.copies, |d| AnyDetector::Copies(Box::new(d)));
+        v.visit::<BatchRegistration>(&self.batch_registration, |d| {
+            AnyDetector::BatchRegistration(Box::new(d))
+        });
     }
 
     /// Validate every section; the message names the section (`detectors.lockstep: ...`).

@@ -75,6 +75,8 @@ pub fn generate_into(cfg: &ScenarioConfig, sink: &mut dyn EventSink) -> Truth {
     // Added later, each on a random stream of its own: earlier events stay as they were.
     w.with_stream(0xC0_9135, planted::heavy_copy_campaigns);
     w.with_stream(0x9E_0715, organic::news_quoting);
+    w.with_stream(0x51_6E05, organic::sign_ups);
+    w.with_stream(0x57_EA17, planted::stealthy_batch);
     w.finish()
 }
 

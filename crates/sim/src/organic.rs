@@ -318,6 +318,48 @@ pub fn news_quoting(w: &mut World) {
     w.cohort("news_quoters", ids);
 }
 
+/// Everyday sign-ups: 2% of the population a day, spread over the scenario, from
+/// anywhere; three in ten keep the platform's default name (`用户` + 10 digits), the
+/// rest pick a human one. Each then looks around a little.
+pub fn sign_ups(w: &mut World) {
+    let n = (w.accounts.len() as f64 * 0.02 * f64::from(w.cfg.hours) / 24.0) as usize;
+    let mut defaults = Vec::new();
+    for _ in 0..n {
+        let reg = w.rng.gen_range(w.start..w.end);
+        let mut a = w.new_account(0, 1.0, 1.0);
+        a.created = reg;
+        let name = if w.rng.gen_bool(0.3) {
+            defaults.push(a.id.clone());
+            format!("用户{:010}", w.rng.gen_range(0..10_000_000_000u64))
+        } else {
+            human_name(&mut w.rng)
+        };
+        w.emit(
+            &a,
+            reg,
+            Body::Register {
+                name: Some(Cow::Owned(name)),
+            },
+        );
+        let mut t = reg;
+        for _ in 0..w.rng.gen_range(0..4) {
+            t += ms(exp(&mut w.rng, 900.0)) + 5_000;
+            if t >= w.end {
+                break;
+            }
+            match w.pick_post(t) {
+                Some(p) if w.rng.gen_bool(0.6) => {
+                    let post = w.posts[p].clone();
+                    let author = w.accounts[post.author].id.clone();
+                    w.emit(&a, t, engage(EngageAction::Like, &post, &author, None));
+                }
+                _ => w.emit(&a, t, Body::Login),
+            }
+        }
+    }
+    w.cohort("default_name_sign_ups", defaults);
+}
+
 /// 150 students sign up from one campus /24 within an hour, then use the app normally.
 fn campus_wave(w: &mut World) {
     let t0 = w.at(0.3);

@@ -351,6 +351,37 @@ fn batch_registrations(w: &mut World) {
     );
 }
 
+/// A stealthy batch: 50 accounts in 8 minutes through proxies (a fresh address each),
+/// random clients and devices, one name template (`user_` + 6 hex).
+pub fn stealthy_batch(w: &mut World) {
+    let t0 = w.at(0.45);
+    let mut members = Vec::new();
+    let mut span = Span::new();
+    for _ in 0..50 {
+        let reg = span.add(t0 + w.rng.gen_range(0..8 * MINUTE));
+        let mut a = w.new_account(0, 1.0, 1.0);
+        a.created = reg;
+        let name = format!("user_{:06x}", w.rng.gen_range(0..0x100_0000u32));
+        w.emit(
+            &a,
+            reg,
+            Body::Register {
+                name: Some(Cow::Owned(name)),
+            },
+        );
+        members.push(a);
+    }
+    after_registration(w, &members, &mut span);
+    w.plant(
+        AlertKind::BatchRegistration,
+        "stealthy_proxies",
+        &members,
+        vec![],
+        None,
+        span.pair(),
+    );
+}
+
 fn after_registration(w: &mut World, members: &[Account], span: &mut Span) {
     for a in members {
         for _ in 0..w.rng.gen_range(1..=3) {
