@@ -14,11 +14,12 @@ use std::time::Instant;
 /// Feed `events` to a fresh detector with runtime-like ticks (10 s lateness, 1 s ticks).
 fn run_lockstep(events: &[Event<'static>]) -> (f64, HashSet<String>) {
     let mut d = Lockstep::new(LockstepConfig::default());
+    let profiles = levee_detect::Profiles::default();
     let mut out = Vec::new();
     let (mut max_ts, mut next_tick) = (i64::MIN, i64::MIN);
     let t = Instant::now();
     for ev in events {
-        d.on_event(ev, &mut out);
+        d.on_event(ev, &profiles, &mut out);
         max_ts = max_ts.max(ev.ts);
         let wm = max_ts - 10_000;
         if wm >= next_tick {

@@ -40,11 +40,12 @@ fn engage(ts: i64, account: String, post: String) -> Event<'static> {
 fn measure(name: &str, events: Vec<Event<'static>>) {
     let before = rss_mib();
     let mut d = Lockstep::new(LockstepConfig::default());
+    let profiles = levee_detect::Profiles::default();
     let mut out = Vec::new();
     let t = Instant::now();
     let mut next_tick = i64::MIN;
     for ev in &events {
-        d.on_event(ev, &mut out);
+        d.on_event(ev, &profiles, &mut out);
         if ev.ts - 10_000 >= next_tick {
             d.on_tick(ev.ts - 10_000, &mut out);
             next_tick = ev.ts - 10_000 + 1000;

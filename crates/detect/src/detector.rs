@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows the set of detectors; that list lives in `registry`.
 
+use crate::profile::Profiles;
 use levee_model::{Alert, AlertKind, Event, Ts};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,10 @@ use std::fmt::Debug;
 pub trait Detector {
     /// Observe one event. Events come in `(ts, record)` order; rarely one comes
     /// behind the last tick (a partition that was idle, or a buffer overflow:
-    /// the runtime counts those), and the detector must accept that.
-    fn on_event(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>);
+    /// the runtime counts those), and the detector must accept that. `profiles` is the
+    /// shared account profile, already updated with `ev` (read-only; empty unless a
+    /// detector declares [`DetectorKind::READS_PROFILES`]).
+    fn on_event(&mut self, ev: &Event<'_>, profiles: &Profiles, out: &mut Vec<Alert>);
 
     /// The watermark advanced to `watermark`: no event older than it will be
     /// seen again (bar late ones within grace). Evict windows, emit findings.
@@ -39,6 +42,9 @@ pub trait DetectorKind: Detector + Sized {
     /// The contract's alert kind this detector emits.
     const ALERT_KIND: AlertKind;
     type Config: DetectorConfig;
+    /// Whether it reads the shared account profile (the driver keeps one only if some
+    /// enabled detector does).
+    const READS_PROFILES: bool = false;
 
     fn new(cfg: Self::Config) -> Self;
 

@@ -12,6 +12,8 @@
 //! - `name`: compact owned names (short ones inline).
 //! - `copies`: copy campaigns (near-duplicate text clusters).
 //! - `batch_registration`: accounts registered in batches (name templates, devices, blocks).
+//! - [`profile`]: the shared, read-only account profile (creation, posting, activity).
+//! - `zombie_inflation`: targets inflated by hollow followers and likers.
 //! - `registry`: the fixed list of detectors and their config sections.
 //!
 //! Every map a detector keeps has a configured bound and is reported in
@@ -29,7 +31,9 @@ pub mod findings;
 mod flat;
 pub mod lockstep;
 mod name;
+pub mod profile;
 mod registry;
+mod zombie_inflation;
 
 pub use batch_registration::{BatchRegistration, BatchRegistrationConfig};
 pub use copies::{Copies, CopiesConfig, NearDuplicates};
@@ -39,4 +43,6 @@ pub use detector::{
 pub use device_farm::{DeviceFarm, DeviceFarmConfig};
 pub use findings::{Figure, Findings, FindingsConfig};
 pub use lockstep::{Lockstep, LockstepConfig};
+pub use profile::{AccountProfile, ProfileConfig, Profiles};
 pub use registry::{AnyDetector, Detectors, DetectorsConfig};
+pub use zombie_inflation::{ZombieInflation, ZombieInflationConfig};

@@ -6,11 +6,13 @@
 //! snapshots) follows from that list.
 
 use crate::detector::{Detector, DetectorConfig, DetectorKind, DetectorStats};
-use crate::{BatchRegistration, Copies, DeviceFarm, Lockstep};
+use crate::profile::{ProfileConfig, Profiles};
+use crate::{BatchRegistration, Copies, DeviceFarm, Lockstep, ZombieInflation};
 use levee_model::{Alert, Event, Ts};
 use serde::{Deserialize, Serialize};
 
-/// `[detectors.<name>]` of `levee.toml`: one typed section per detector.
+/// `[detectors.<name>]` of `levee.toml`: one typed section per detector, and the shared
+/// account profile's `[detectors.account_profile]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorsConfig {
@@ -18,6 +20,8 @@ pub struct DetectorsConfig {
     pub device_farm: <DeviceFarm as DetectorKind>::Config,
     pub copies: <Copies as DetectorKind>::Config,
     pub batch_registration: <BatchRegistration as DetectorKind>::Config,
+    pub zombie_inflation: <ZombieInflation as DetectorKind>::Config,
+    pub account_profile: ProfileConfig,
 }
 
 /// The fixed set of detectors. An enum, not a plugin registry: adding one is a code change.
@@ -27,6 +31,7 @@ pub enum AnyDetector {
     DeviceFarm(Box<DeviceFarm>),
     Copies(Box<Copies>),
     BatchRegistration(Box<BatchRegistration>),
+    ZombieInflation(Box<ZombieInflation>),
 }
 
 impl AnyDetector {
@@ -36,6 +41,7 @@ impl AnyDetector {
             AnyDetector::DeviceFarm(d) => d.as_ref(),
             AnyDetector::Copies(d) => d.as_ref(),
             AnyDetector::BatchRegistration(d) => d.as_ref(),
+            AnyDetector::ZombieInflation(d) => d.as_ref(),
         }
     }
 
@@ -45,6 +51,7 @@ impl AnyDetector {
             AnyDetector::DeviceFarm(d) => d.as_mut(),
             AnyDetector::Copies(d) => d.as_mut(),
             AnyDetector::BatchRegistration(d) => d.as_mut(),
+            AnyDetector::ZombieInflation(d) => d.as_mut(),
         }
     }
 
@@ -68,6 +75,9 @@ impl DetectorsConfig {
         v.visit::<BatchRegistration>(&self.batch_registration, |d| {
             AnyDetector::BatchRegistration(Box::new(d))
         });
+        v.visit::<ZombieInflation>(&self.zombie_inflation, |d| {
+            AnyDetector::ZombieInflation(Box::new(d))
+        });
     }
 
     /// Validate every section; the message names the section (`detectors.lockstep: ...`).
@@ -82,7 +92,7 @@ impl DetectorsConfig {
                 }
             }
         }
-        let mut c = Check(Ok(()));
+        let mut c = Check(self.account_profile.validate());
         self.each(&mut c);
         c.0
     }
@@ -118,26 +128,38 @@ impl<D: DetectorKind> Named for D {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Detectors {
     all: Vec<AnyDetector>,
+    /// The shared account profile, kept (`profiled`) only when an enabled detector reads it.
+    profiles: Profiles,
+    profiled: bool,
 }
 
 impl Detectors {
     pub fn new(cfg: &DetectorsConfig) -> Self {
-        struct Build(Vec<AnyDetector>);
+        struct Build(Vec<AnyDetector>, bool);
         impl Visit for Build {
             fn visit<D: DetectorKind>(&mut self, cfg: &D::Config, wrap: fn(D) -> AnyDetector) {
                 if cfg.enabled() {
                     self.0.push(wrap(D::new(cfg.clone())));
+                    self.1 |= D::READS_PROFILES;
                 }
             }
         }
-        let mut b = Build(Vec::new());
+        let mut b = Build(Vec::new(), false);
         cfg.each(&mut b);
-        Detectors { all: b.0 }
+        Detectors {
+            all: b.0,
+            profiles: Profiles::new(cfg.account_profile.clone()),
+            profiled: b.1,
+        }
     }
 
     /// No detector at all (for measuring the runtime alone).
     pub fn none() -> Self {
-        Detectors { all: Vec::new() }
+        Detectors {
+            all: Vec::new(),
+            profiles: Profiles::default(),
+            profiled: false,
+        }
     }
 
     /// The enabled detectors' names, in output order.
@@ -146,12 +168,18 @@ impl Detectors {
     }
 
     pub fn on_event(&mut self, ev: &Event<'_>, out: &mut Vec<Alert>) {
+        if self.profiled {
+            self.profiles.observe(ev);
+        }
         for d in &mut self.all {
-            d.get_mut().on_event(ev, out);
+            d.get_mut().on_event(ev, &self.profiles, out);
         }
     }
 
     pub fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
+        if self.profiled {
+            self.profiles.on_tick(watermark);
+        }
         for d in &mut self.all {
             d.get_mut().on_tick(watermark, out);
         }
@@ -163,12 +191,17 @@ impl Detectors {
         }
     }
 
-    /// `(name, stats)` per enabled detector.
+    /// `(name, stats)` per enabled detector, and `account_profile` if kept.
     pub fn stats(&self) -> Vec<(&'static str, DetectorStats)> {
-        self.all
+        let mut all: Vec<_> = self
+            .all
             .iter()
             .map(|d| (d.name(), d.get().stats()))
-            .collect()
+            .collect();
+        if self.profiled {
+            all.push(("account_profile", self.profiles.stats()));
+        }
+        all
     }
 }
 
@@ -186,6 +219,7 @@ mod tests {
             other => panic!("config is a table: {other:?}"),
         };
         let mut names: Vec<String> = cfg.names().iter().map(|n| n.to_string()).collect();
+        names.push("account_profile".into());
         names.sort();
         assert_eq!(
             sections, names,

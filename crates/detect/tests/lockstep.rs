@@ -14,6 +14,7 @@ type Eng = (i64, String, String);
 fn check(cfg: LockstepConfig, mut engagements: Vec<Eng>) -> (Vec<Alert>, DetectorStats) {
     engagements.sort_by_key(|e| e.0);
     let mut d = Lockstep::new(cfg);
+    let profiles = levee_detect::Profiles::default();
     let mut out = Vec::new();
     let (mut max_ts, mut next_tick) = (i64::MIN, i64::MIN);
     for (ts, account, post) in engagements {
@@ -32,7 +33,7 @@ fn check(cfg: LockstepConfig, mut engagements: Vec<Eng>) -> (Vec<Alert>, Detecto
                 topics: vec![],
             },
         };
-        d.on_event(&ev, &mut out);
+        d.on_event(&ev, &profiles, &mut out);
         max_ts = max_ts.max(ts);
         if max_ts - 10_000 >= next_tick {
             d.on_tick(max_ts - 10_000, &mut out);

@@ -77,6 +77,7 @@ pub fn generate_into(cfg: &ScenarioConfig, sink: &mut dyn EventSink) -> Truth {
     w.with_stream(0x9E_0715, organic::news_quoting);
     w.with_stream(0x51_6E05, organic::sign_ups);
     w.with_stream(0x57_EA17, planted::stealthy_batch);
+    w.with_stream(0xCE_1EB5, organic::celebrity_follows);
     w.finish()
 }
 

@@ -360,6 +360,46 @@ pub fn sign_ups(w: &mut World) {
     w.cohort("default_name_sign_ups", defaults);
 }
 
+/// A celebrity's viral moment: thousands of real followers within half an hour, one in
+/// ten of them signing up just now to follow (new, never posting: hollow by the
+/// profile, and still no inflation).
+pub fn celebrity_follows(w: &mut World) {
+    let t0 = w.at(0.6);
+    let star = w.accounts[w.rng.gen_range(0..w.accounts.len())].id.clone();
+    let n = (w.accounts.len() / 6).min(3000);
+    let fans = crowd(w, n * 9 / 10, |a| a.id != star);
+    let mut followers: Vec<crate::world::Account> =
+        fans.iter().map(|&i| w.accounts[i].clone()).collect();
+    for _ in 0..n / 10 {
+        let reg = t0 + w.rng.gen_range(0..30 * MINUTE);
+        let mut a = w.new_account(0, 1.0, 1.0);
+        a.created = reg;
+        let name = human_name(&mut w.rng);
+        w.emit(
+            &a,
+            reg,
+            Body::Register {
+                name: Some(Cow::Owned(name)),
+            },
+        );
+        followers.push(a);
+    }
+    let mut ids = Vec::new();
+    for a in &followers {
+        let t = t0.max(a.created) + ms(exp(&mut w.rng, 400.0)) + 1000;
+        w.emit(
+            a,
+            t,
+            Body::Follow {
+                target: Cow::Owned(star.clone()),
+                action: FollowAction::Follow,
+            },
+        );
+        ids.push(a.id.clone());
+    }
+    w.cohort("celebrity_followers", ids);
+}
+
 /// 150 students sign up from one campus /24 within an hour, then use the app normally.
 fn campus_wave(w: &mut World) {
     let t0 = w.at(0.3);

@@ -24,6 +24,7 @@ use crate::detector::{DetectorStats, Every, MapStats};
 use crate::findings::{Findings, FindingsConfig};
 use crate::flat::{Entry, FlatMap};
 use crate::name::Name;
+use crate::profile::Profiles;
 use batch::{Batch, Profile, Signal};
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use serde::{Deserialize, Serialize};
@@ -490,7 +491,7 @@ impl BatchRegistration {
 }
 
 impl Detector for BatchRegistration {
-    fn on_event(&mut self, ev: &Event<'_>, _out: &mut Vec<Alert>) {
+    fn on_event(&mut self, ev: &Event<'_>, _: &Profiles, _out: &mut Vec<Alert>) {
         let started = *self.started.get_or_insert(ev.ts);
         let Body::Register { name } = &ev.body else {
             return;

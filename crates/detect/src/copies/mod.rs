@@ -24,6 +24,7 @@ mod text;
 use crate::detector::{key64, Budget, Detector, DetectorKind, DetectorStats, Every, MapStats};
 use crate::findings::{Figure, Findings};
 use crate::name::Name;
+use crate::profile::Profiles;
 use chunk::{linked, masked_feats, shared_chunks, template_features, Chunker, MAX_CHUNKS};
 use cluster::{push_bounded, Cluster, Clusters, NONE, SAMPLES, SAMPLE_CHARS};
 pub use config::CopiesConfig;
@@ -496,7 +497,7 @@ impl Copies {
 }
 
 impl Detector for Copies {
-    fn on_event(&mut self, ev: &Event<'_>, _out: &mut Vec<Alert>) {
+    fn on_event(&mut self, ev: &Event<'_>, _: &Profiles, _out: &mut Vec<Alert>) {
         match &ev.body {
             Body::Post {
                 post, text, topics, ..

@@ -19,6 +19,7 @@ use crate::detector::{
 use crate::findings::{Figure, Findings, FindingsConfig};
 use crate::flat::{Entry, FlatMap};
 use crate::name::Name;
+use crate::profile::Profiles;
 use levee_model::{stable_id, Alert, AlertKind, Event, Ts};
 use ops::Ops;
 use serde::{Deserialize, Serialize};
@@ -382,7 +383,7 @@ impl DeviceFarm {
 }
 
 impl Detector for DeviceFarm {
-    fn on_event(&mut self, ev: &Event<'_>, _out: &mut Vec<Alert>) {
+    fn on_event(&mut self, ev: &Event<'_>, _: &Profiles, _out: &mut Vec<Alert>) {
         let Some(device_name) = ev.device.as_deref() else {
             return;
         };

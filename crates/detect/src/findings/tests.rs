@@ -18,7 +18,7 @@ impl DetectorConfig for ProbeConfig {
     }
 }
 impl Detector for Probe {
-    fn on_event(&mut self, _: &Event<'_>, _: &mut Vec<Alert>) {}
+    fn on_event(&mut self, _: &Event<'_>, _: &crate::Profiles, _: &mut Vec<Alert>) {}
 }
 impl DetectorKind for Probe {
     const NAME: &'static str = "probe";

@@ -24,6 +24,7 @@ use crate::detector::{
 };
 use crate::findings::{Figure, Findings};
 use crate::flat::FlatMap;
+use crate::profile::Profiles;
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -475,7 +476,7 @@ impl Lockstep {
 }
 
 impl Detector for Lockstep {
-    fn on_event(&mut self, ev: &Event<'_>, _out: &mut Vec<Alert>) {
+    fn on_event(&mut self, ev: &Event<'_>, _: &Profiles, _out: &mut Vec<Alert>) {
         if let Body::Engage { post, .. } = &ev.body {
             self.engage(&ev.account, post, ev.ts);
         }

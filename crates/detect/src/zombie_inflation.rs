@@ -1,0 +1,431 @@
+//! `zombie_inflation`: a target (an account followed, a post liked, reposted, favorited
+//! or shared) inflated by hollow accounts.
+//!
+//! An engager is *hollow* when the shared account profile ([`crate::profile`]) shows it
+//! young (created less than `young_ms` before), never posting, with little other
+//! activity (at most `max_events` events). Per target, over a sliding event-time window
+//! kept in `BUCKETS` time buckets, the engagements and the hollow ones. A target's
+//! state starts with its first hollow engagement, so ordinary targets cost one lookup.
+//! A burst is at least `min_hollow` hollow engagements within the window making at
+//! least `min_share` of its engagements; its members are the distinct hollow engagers
+//! of the window. The share is over the whole window, not its last minutes: a
+//! celebrity's viral moment brings thousands of followers, one in ten of them new and
+//! the newest last, so its tail alone would look hollow; over the window it stays far
+//! below the share. One finding per target and burst; hollow engagers join it while a
+//! third of the burst's count and half its share go on.
+
+use crate::detector::{key64, Budget, Detector, DetectorConfig, DetectorKind};
+use crate::detector::{DetectorStats, Every, MapStats};
+use crate::findings::{Figure, Findings, FindingsConfig};
+use crate::flat::{Entry, FlatMap};
+use crate::name::Name;
+use crate::profile::Profiles;
+use levee_model::{stable_id, Alert, AlertKind, Body, EngageAction, Event, FollowAction, Ts};
+use serde::{Deserialize, Serialize};
+
+const BUCKETS: usize = 6;
+const ACTIONS: [&str; 5] = ["follow", "like", "repost", "favorite", "share"];
+const DAY: i64 = 24 * 3_600_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZombieInflationConfig {
+    pub enabled: bool,
+    /// Engagements per target are counted over this sliding event-time window.
+    pub window_ms: i64,
+    /// An account younger than this, never seen posting, with at most `max_events`
+    /// events, is hollow.
+    pub young_ms: i64,
+    pub max_events: u16,
+    /// Hollow engagements a burst needs within the window...
+    pub min_hollow: usize,
+    /// ... and the share of the window's engagements they make.
+    pub min_share: f64,
+    /// Targets with a hollow engagement tracked at once; beyond it, refused and counted.
+    pub max_targets: usize,
+    /// Hollow engagers listed per target within the window; beyond it, counted.
+    pub max_hollow_per_target: usize,
+    /// Memory budget in bytes: while over, no new targets are admitted.
+    pub max_state_bytes: u64,
+    pub findings: FindingsConfig,
+}
+
+impl Default for ZombieInflationConfig {
+    fn default() -> Self {
+        ZombieInflationConfig {
+            enabled: true,
+            window_ms: 3_600_000,
+            young_ms: 30 * DAY,
+            max_events: 50,
+            min_hollow: 30,
+            min_share: 0.3,
+            max_targets: 1_000_000,
+            max_hollow_per_target: 2_000,
+            max_state_bytes: 256 << 20,
+            findings: FindingsConfig {
+                regrow_fraction: 1.0,
+                ..FindingsConfig::default()
+            },
+        }
+    }
+}
+
+impl DetectorConfig for ZombieInflationConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.window_ms < BUCKETS as i64
+            || self.young_ms <= 0
+            || self.min_hollow < 2
+            || self.min_share.is_nan()
+            || !(0.0..=1.0).contains(&self.min_share)
+            || self.max_targets == 0
+            || self.max_hollow_per_target < self.min_hollow
+            || self.max_state_bytes == 0
+        {
+            return Err("need window_ms >= 6, young_ms > 0, min_hollow >= 2, min_share in 0..1, max_targets > 0, max_hollow_per_target >= min_hollow".into());
+        }
+        self.findings.validate()
+    }
+}
+
+/// A hollow engager within the window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Hollow {
+    key: u64,
+    ts: Ts,
+    created: Ts,
+    name: Name,
+}
+
+/// One target with hollow engagements.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Target {
+    name: Name,
+    /// Index into [`ACTIONS`].
+    action: u8,
+    /// `(engagements, hollow engagements)` per bucket; `head` is the newest bucket's
+    /// number (`ts / bucket_ms`), held in `ring[head % BUCKETS]`.
+    ring: [(u32, u32); BUCKETS],
+    head: i64,
+    /// Distinct hollow engagers within the window, oldest first.
+    hollow: Vec<Hollow>,
+    /// The burst's finding, its start and its distinct hollow engagers so far.
+    finding: Option<u64>,
+    start: Ts,
+    /// The last hollow engager joined (a burst ends a window after it).
+    last: Ts,
+    joined: u32,
+    /// Creation times of the burst's hollow engagers: earliest, latest, and counts
+    /// created within a day, a week, and earlier, before their engagement.
+    created: (Ts, Ts),
+    ages: [u32; 3],
+}
+
+impl Target {
+    /// Move the ring to `ts`'s bucket, clearing the buckets that left the window.
+    fn advance(&mut self, ts: Ts, bucket_ms: i64) {
+        let b = ts.div_euclid(bucket_ms);
+        if b <= self.head {
+            return;
+        }
+        for n in (self.head + 1)..=b.min(self.head + BUCKETS as i64) {
+            self.ring[n.rem_euclid(BUCKETS as i64) as usize] = (0, 0);
+        }
+        self.head = b;
+    }
+
+    fn add(&mut self, ts: Ts, bucket_ms: i64, hollow: bool) {
+        self.advance(ts, bucket_ms);
+        let b = ts.div_euclid(bucket_ms);
+        if self.head - b >= BUCKETS as i64 {
+            return; // behind the window
+        }
+        let slot = &mut self.ring[b.rem_euclid(BUCKETS as i64) as usize];
+        slot.0 += 1;
+        slot.1 += u32::from(hollow);
+    }
+
+    /// `(engagements, hollow ones)` within the window.
+    fn totals(&self) -> (u32, u32) {
+        self.ring
+            .iter()
+            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.name.heap_bytes()
+            + self.hollow.capacity() * std::mem::size_of::<Hollow>()
+            + self
+                .hollow
+                .iter()
+                .map(|h| h.name.heap_bytes())
+                .sum::<usize>()
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ZombieInflation {
+    cfg: ZombieInflationConfig,
+    targets: FlatMap<Target>,
+    heap: usize,
+    findings: Findings,
+    sweep: Every,
+    cap_hits: u64,
+    budget: Budget,
+}
+
+impl DetectorKind for ZombieInflation {
+    const NAME: &'static str = "zombie_inflation";
+    const VERSION: u32 = 1;
+    const ALERT_KIND: AlertKind = AlertKind::ZombieInflation;
+    const READS_PROFILES: bool = true;
+    type Config = ZombieInflationConfig;
+
+    fn new(cfg: ZombieInflationConfig) -> Self {
+        ZombieInflation {
+            findings: Findings::new(cfg.findings.clone()),
+            sweep: Every::new((cfg.window_ms / BUCKETS as i64).max(1)),
+            budget: Budget::new(cfg.max_state_bytes),
+            cfg,
+            targets: FlatMap::default(),
+            heap: 0,
+            cap_hits: 0,
+        }
+    }
+}
+
+/// The target an event inflates, its action, and its key.
+fn target<'e>(ev: &'e Event<'_>) -> Option<(&'e str, u8, u64)> {
+    match &ev.body {
+        Body::Follow {
+            target,
+            action: FollowAction::Follow,
+        } => Some((target.as_ref(), 0, key64(target) ^ 0x5bd1_e995)),
+        Body::Engage { action, post, .. } => {
+            let a = match action {
+                EngageAction::Like => 1,
+                EngageAction::Repost => 2,
+                EngageAction::Favorite => 3,
+                EngageAction::Share => 4,
+                EngageAction::Comment => return None,
+            };
+            Some((post.as_ref(), a, key64(post)))
+        }
+        _ => None,
+    }
+}
+
+impl ZombieInflation {
+    /// The account's creation time if it is hollow at `ts`.
+    fn hollow(&self, ev: &Event<'_>, profiles: &Profiles) -> Option<Ts> {
+        let p = profiles.get(&ev.account)?;
+        let created = ev.account_created.or(p.created())?;
+        let hollow = ev.ts - created < self.cfg.young_ms
+            && p.posts() == 0
+            && p.events() <= self.cfg.max_events;
+        hollow.then_some(created)
+    }
+
+    fn describe(cfg: &ZombieInflationConfig, t: &Target, f: &mut crate::findings::Update<'_>) {
+        let (total, hollow) = t.totals();
+        let share = f64::from(hollow) / f64::from(total.max(1));
+        let n = t.joined;
+        f.score((share * f64::from(n) / (f64::from(n) + cfg.min_hollow as f64)).clamp(0.0, 1.0));
+        let (lo, hi) = t.created;
+        let days = |ms: i64| ms as f64 / DAY as f64;
+        f.summary(format!(
+            "{n} hollow accounts (created {:.1} to {:.1} days before, never seen posting) engaged {} ({}) within {} minutes; in the last {} minutes hollow accounts made {hollow} of its {total} {}s ({:.0}%)",
+            days(t.start - hi).max(0.0),
+            days(t.start - lo).max(0.0),
+            t.name.as_str(),
+            ACTIONS[usize::from(t.action)],
+            (t.last - t.start) / 60_000 + 1,
+            cfg.window_ms / 60_000,
+            ACTIONS[usize::from(t.action)],
+            share * 100.0,
+        ));
+        f.figure("target", Figure::Names(vec![t.name.as_str().into()]));
+        f.figure(
+            "action",
+            Figure::Names(vec![ACTIONS[usize::from(t.action)].into()]),
+        );
+        f.figure("hollow_accounts", Figure::Int(i64::from(n)));
+        f.figure("window_engagements", Figure::Int(i64::from(total)));
+        f.figure("window_hollow_engagements", Figure::Int(i64::from(hollow)));
+        f.figure("hollow_share", Figure::Real(share));
+        f.figure("created_earliest_ms", Figure::Int(lo));
+        f.figure("created_latest_ms", Figure::Int(hi));
+        f.figure("created_within_1d", Figure::Int(i64::from(t.ages[0])));
+        f.figure("created_within_7d", Figure::Int(i64::from(t.ages[1])));
+        f.figure("created_within_young", Figure::Int(i64::from(t.ages[2])));
+        f.figure("window_ms", Figure::Int(cfg.window_ms));
+    }
+
+    /// Hollow engager `h` joins target `k`'s finding.
+    fn join(&mut self, k: u64, h: &Hollow, ts: Ts) {
+        let Some(t) = self.targets.get_mut(k) else {
+            return;
+        };
+        let Some(mut f) = t.finding.and_then(|key| self.findings.update(key, ts)) else {
+            return;
+        };
+        if f.finding().members().contains(h.name.as_str()) {
+            return;
+        }
+        f.add_member(h.name.as_str());
+        f.span(t.start, ts);
+        t.last = t.last.max(ts);
+        t.joined += 1;
+        t.created = if t.joined == 1 {
+            (h.created, h.created)
+        } else {
+            (t.created.0.min(h.created), t.created.1.max(h.created))
+        };
+        let age = h.ts - h.created;
+        t.ages[usize::from(age >= DAY) + usize::from(age >= 7 * DAY)] += 1;
+        Self::describe(&self.cfg, t, &mut f);
+    }
+}
+
+impl Detector for ZombieInflation {
+    fn on_event(&mut self, ev: &Event<'_>, profiles: &Profiles, _out: &mut Vec<Alert>) {
+        let Some((name, action, k)) = target(ev) else {
+            return;
+        };
+        let bucket_ms = self.cfg.window_ms / BUCKETS as i64;
+        let hollow = self.hollow(ev, profiles);
+        let (len, capacity, table) = (
+            self.targets.len(),
+            self.targets.capacity(),
+            self.targets.bytes(),
+        );
+        let t = match self.targets.entry(k) {
+            Entry::Occupied(t) => t,
+            Entry::Vacant(_) if hollow.is_none() => return,
+            Entry::Vacant(_) if len >= self.cfg.max_targets => {
+                self.cap_hits += 1;
+                return;
+            }
+            Entry::Vacant(_) if !self.budget.admits_insert(len, capacity, table) => return,
+            Entry::Vacant(v) => {
+                let name = Name::from(name);
+                self.heap += name.heap_bytes();
+                v.insert(Target {
+                    name,
+                    action,
+                    head: ev.ts.div_euclid(bucket_ms),
+                    ..Target::default()
+                })
+            }
+        };
+        t.add(ev.ts, bucket_ms, hollow.is_some());
+        let Some(created) = hollow else { return };
+        let key = key64(&ev.account);
+        let h = Hollow {
+            key,
+            ts: ev.ts,
+            created,
+            name: Name::from(ev.account.as_ref()),
+        };
+        let horizon = ev.ts - self.cfg.window_ms;
+        let before = t.heap_bytes();
+        t.hollow.retain(|h| h.ts >= horizon);
+        let fresh = !t.hollow.iter().any(|x| x.key == key);
+        if fresh {
+            if t.hollow.len() >= self.cfg.max_hollow_per_target {
+                self.cap_hits += 1;
+            } else {
+                t.hollow.push(h.clone());
+            }
+        }
+        self.heap = self.heap + t.heap_bytes() - before;
+        let (total, hollow_n) = t.totals();
+        let share = f64::from(hollow_n) / f64::from(total.max(1));
+        let kept = t.finding.filter(|f| self.findings.get(*f).is_some());
+        if kept.is_some() && ev.ts - t.last <= self.cfg.window_ms {
+            // The burst goes on while a third of its rate and half its share do.
+            if 3 * hollow_n as usize >= self.cfg.min_hollow && share >= self.cfg.min_share / 2.0 {
+                self.join(k, &h, ev.ts);
+            }
+            return;
+        }
+        if (hollow_n as usize) < self.cfg.min_hollow || share < self.cfg.min_share {
+            return;
+        }
+        // A burst: a new finding, or the target's earlier one reopened under its id.
+        let start = t.hollow.first().map_or(ev.ts, |h| h.ts);
+        if kept.is_none() {
+            let id = stable_id(
+                AlertKind::ZombieInflation,
+                &[
+                    ACTIONS[usize::from(action)],
+                    t.name.as_str(),
+                    &start.to_string(),
+                ],
+            );
+            t.finding = Some(self.findings.open(id, start, ev.ts));
+            t.start = start;
+            t.joined = 0;
+            t.ages = [0; 3];
+        }
+        t.last = ev.ts;
+        let burst = t.hollow.clone();
+        if let Some(mut f) = t.finding.and_then(|key| self.findings.update(key, ev.ts)) {
+            f.add_target(t.name.as_str());
+        }
+        for h in &burst {
+            self.join(k, h, ev.ts);
+        }
+    }
+
+    fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
+        self.findings.tick::<Self>(watermark, out);
+        if self.sweep.due(watermark) {
+            let horizon = watermark - self.cfg.window_ms;
+            let bucket_ms = self.cfg.window_ms / BUCKETS as i64;
+            let findings = &self.findings;
+            let mut heap = 0;
+            self.targets.retain(|_, t| {
+                t.advance(watermark, bucket_ms);
+                t.hollow.retain(|h| h.ts >= horizon);
+                let open = t.finding.is_some_and(|f| findings.get(f).is_some());
+                let keep = t.totals().0 > 0 || open;
+                if keep {
+                    heap += t.heap_bytes();
+                }
+                keep
+            });
+            self.heap = heap;
+            if self.budget.is_over() {
+                self.targets.shrink_to_fit();
+            }
+        }
+        let bytes = self.stats().bytes();
+        self.budget.check(bytes);
+    }
+
+    fn on_flush(&mut self, out: &mut Vec<Alert>) {
+        self.findings.flush::<Self>(out);
+    }
+
+    fn stats(&self) -> DetectorStats {
+        let [findings, members] = self.findings.map_stats();
+        DetectorStats {
+            maps: vec![
+                MapStats {
+                    map: "targets",
+                    entries: self.targets.len() as u64,
+                    bytes: self.targets.bytes() + self.heap as u64,
+                },
+                findings,
+                members,
+            ],
+            cap_hits: self.cap_hits + self.findings.cap_hits(),
+            budget: self.budget,
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! `zombie_inflation` behaviour, driven by event scripts through one `check()` helper.
+
+use levee_detect::{DetectorStats, Detectors, DetectorsConfig, ZombieInflationConfig};
+use levee_model::{decode, Alert, Limits};
+
+const MIN: i64 = 60_000;
+const DAY: i64 = 24 * 60 * MIN;
+/// Event time of the scripts' start.
+const T0: i64 = 1_732_000_000_000;
+
+/// One event: `(ts, json)` without `ts`.
+type Ev = (i64, serde_json::Value);
+
+/// `n` accounts `<prefix><i>` created `age` before T0 act on `target` (`follow` an
+/// account or `like` a post), evenly over `over` from `at`.
+fn act(prefix: &str, n: u32, age: i64, verb: &str, target: &str, at: i64, over: i64) -> Vec<Ev> {
+    (0..n)
+        .map(|i| {
+            let ts = T0 + at + over * i64::from(i) / i64::from(n.max(1));
+            let account = format!("{prefix}{i:05}");
+            let created = T0 - age;
+            let v = match verb {
+                "follow" => serde_json::json!({"type": "follow", "account": account,
+                    "target": target, "account_created": created}),
+                _ => serde_json::json!({"type": "engage", "action": verb, "account": account,
+                    "post": target, "account_created": created}),
+            };
+            (ts, v)
+        })
+        .collect()
+}
+
+/// The same accounts each post once at `at`.
+fn posts(prefix: &str, n: u32, age: i64, at: i64) -> Vec<Ev> {
+    (0..n)
+        .map(|i| {
+            let v = serde_json::json!({"type": "post", "account": format!("{prefix}{i:05}"),
+                "post": format!("q{prefix}{i}"), "text": "今天天气不错", "account_created": T0 - age});
+            (T0 + at, v)
+        })
+        .collect()
+}
+
+/// `(alert_id, revision, accounts, summary)` per alert.
+type Got = Vec<(String, u32, Vec<String>, String)>;
+
+fn check(evs: Vec<Ev>) -> Got {
+    run(ZombieInflationConfig::default(), evs).0
+}
+
+/// Run `evs` (sorted by time, a tick every 10 s) through zombie_inflation alone.
+fn run(cfg: ZombieInflationConfig, mut evs: Vec<Ev>) -> (Got, DetectorStats) {
+    evs.sort_by_key(|e| e.0);
+    let mut all = DetectorsConfig::default();
+    all.lockstep.enabled = false;
+    all.device_farm.enabled = false;
+    all.copies.enabled = false;
+    all.batch_registration.enabled = false;
+    all.zombie_inflation = cfg;
+    let mut d = Detectors::new(&all);
+    let mut out: Vec<Alert> = Vec::new();
+    let mut tick = T0;
+    for (ts, mut v) in evs {
+        while tick + 10_000 <= ts {
+            tick += 10_000;
+            d.on_tick(tick, &mut out);
+        }
+        v["ts"] = ts.into();
+        let line = v.to_string();
+        let ev = decode(line.as_bytes(), &Limits::default()).expect("valid event");
+        d.on_event(&ev, &mut out);
+    }
+    d.on_flush(&mut out);
+    let stats = d
+        .stats()
+        .into_iter()
+        .find(|(n, _)| *n == "zombie_inflation")
+        .map(|(_, s)| s)
+        .expect("zombie_inflation runs");
+    let got = out
+        .into_iter()
+        .map(|a| {
+            assert_eq!(a.kind.as_str(), "zombie_inflation");
+            assert!(a.accounts.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+            (a.alert_id, a.revision, a.accounts, a.summary)
+        })
+        .collect();
+    (got, stats)
+}
+
+fn ids(got: &Got) -> Vec<&str> {
+    let mut v: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    v.dedup();
+    v
+}
+
+fn last_accounts(got: &Got) -> &[String] {
+    got.last().map(|g| g.2.as_slice()).unwrap_or_default()
+}
+
+#[test]
+fn hollow_followers_bursting_onto_one_account_are_one_alert() {
+    let mut evs = act("old", 20, 900 * DAY, "follow", "seller", 0, 60 * MIN);
+    evs.extend(act(
+        "z",
+        120,
+        3 * DAY,
+        "follow",
+        "seller",
+        10 * MIN,
+        40 * MIN,
+    ));
+    let got = check(evs);
+    assert_eq!(ids(&got).len(), 1, "{got:?}");
+    let accounts = last_accounts(&got);
+    assert_eq!(accounts.len(), 120);
+    assert!(accounts.iter().all(|a| a.starts_with('z')));
+    assert!(got.len() <= 5, "{} messages", got.len());
+    let summary = &got[got.len() - 1].3;
+    assert!(
+        summary.starts_with(
+            "120 hollow accounts (created 3.0 to 3.0 days before, never seen posting) engaged seller (follow)"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
+fn hollow_likers_on_a_busy_post_are_found_and_its_real_likers_are_not_named() {
+    // 300 real likes an hour for two hours; 150 hollow likes in 30 minutes of the second.
+    let mut evs = act("real", 600, 800 * DAY, "like", "p1", 0, 120 * MIN);
+    evs.extend(act("z", 150, 2 * DAY, "like", "p1", 70 * MIN, 30 * MIN));
+    let got = check(evs);
+    assert_eq!(ids(&got).len(), 1, "{got:?}");
+    let accounts = last_accounts(&got);
+    assert_eq!(accounts.len(), 150);
+    assert!(accounts.iter().all(|a| a.starts_with('z')));
+}
+
+#[test]
+fn a_celebrity_gaining_thousands_of_real_followers_is_not_inflated() {
+    // 2,700 real followers in half an hour, and 300 people signing up just to follow,
+    // the new ones last.
+    let mut evs = act("fan", 2700, 700 * DAY, "follow", "star", 0, 20 * MIN);
+    evs.extend(act("new", 300, 0, "follow", "star", 10 * MIN, 20 * MIN));
+    assert_eq!(check(evs), vec![]);
+}
+
+#[test]
+fn young_accounts_that_post_are_not_hollow() {
+    let mut evs = posts("y", 80, 3 * DAY, 0);
+    evs.extend(act("y", 80, 3 * DAY, "follow", "seller", 5 * MIN, 20 * MIN));
+    assert_eq!(check(evs.clone()), vec![]);
+    // Old accounts are not hollow either, posting or not.
+    let evs = act("o", 80, 400 * DAY, "follow", "seller", 5 * MIN, 20 * MIN);
+    assert_eq!(check(evs), vec![]);
+}
+
+#[test]
+fn a_trickle_of_hollow_followers_is_no_burst() {
+    // 29 hollow follows within the window: under min_hollow, whatever the share.
+    let evs = act("z", 29, 2 * DAY, "follow", "quiet", 0, 50 * MIN);
+    assert_eq!(check(evs), vec![]);
+}
+
+#[test]
+fn the_same_input_gives_the_same_alerts() {
+    let make = || {
+        let mut evs = act("old", 50, 900 * DAY, "like", "p9", 0, 60 * MIN);
+        evs.extend(act("z", 90, 4 * DAY, "like", "p9", 5 * MIN, 30 * MIN));
+        evs
+    };
+    let a = check(make());
+    assert_eq!(ids(&a).len(), 1);
+    assert_eq!(a, check(make()));
+}
+
+#[test]
+fn a_flood_of_hollow_likes_on_new_posts_is_bounded_and_counted() {
+    let evs: Vec<Ev> = (0..50_000u32)
+        .flat_map(|i| act(&format!("h{i}-"), 1, DAY, "like", &format!("x{i}"), 0, MIN))
+        .collect();
+    let cfg = ZombieInflationConfig {
+        max_targets: 1_000,
+        ..ZombieInflationConfig::default()
+    };
+    let (got, stats) = run(cfg, evs);
+    assert_eq!(got, vec![]);
+    let targets = stats.map("targets").expect("reported");
+    assert!(targets.entries <= 1_000, "{targets:?}");
+    assert!(stats.cap_hits >= 49_000, "{}", stats.cap_hits);
+}
