@@ -2,8 +2,10 @@
 //! or shared) inflated by hollow accounts.
 //!
 //! An engager is *hollow* when the shared account profile ([`crate::profile`]) shows it
-//! young (created less than `young_ms` before), never posting, with little other
-//! activity (at most `max_events` events). Per target, over a sliding event-time window
+//! young (created between `min_age_ms` and `young_ms` before), never posting, with
+//! little other activity (at most `max_events` events). An account in its first hour is
+//! a newcomer, not a raised one: people sign up to follow someone famous, and accounts
+//! registered and used at once are batch_registration's to find. Per target, over a sliding event-time window
 //! kept in `BUCKETS` time buckets, the engagements and the hollow ones. A target's
 //! state starts with its first hollow engagement, so ordinary targets cost one lookup.
 //! A burst is at least `min_hollow` hollow engagements within the window making at
@@ -33,8 +35,9 @@ pub struct ZombieInflationConfig {
     pub enabled: bool,
     /// Engagements per target are counted over this sliding event-time window.
     pub window_ms: i64,
-    /// An account younger than this, never seen posting, with at most `max_events`
-    /// events, is hollow.
+    /// An account created between `min_age_ms` and `young_ms` before, never seen
+    /// posting, with at most `max_events` events, is hollow.
+    pub min_age_ms: i64,
     pub young_ms: i64,
     pub max_events: u16,
     /// Hollow engagements a burst needs within the window...
@@ -55,15 +58,16 @@ impl Default for ZombieInflationConfig {
         ZombieInflationConfig {
             enabled: true,
             window_ms: 3_600_000,
+            min_age_ms: 3_600_000,
             young_ms: 30 * DAY,
             max_events: 50,
             min_hollow: 30,
-            min_share: 0.3,
+            min_share: 0.15,
             max_targets: 1_000_000,
             max_hollow_per_target: 2_000,
             max_state_bytes: 256 << 20,
             findings: FindingsConfig {
-                regrow_fraction: 1.0,
+                regrow_fraction: 2.0,
                 ..FindingsConfig::default()
             },
         }
@@ -77,7 +81,8 @@ impl DetectorConfig for ZombieInflationConfig {
 
     fn validate(&self) -> Result<(), String> {
         if self.window_ms < BUCKETS as i64
-            || self.young_ms <= 0
+            || self.min_age_ms < 0
+            || self.young_ms <= self.min_age_ms
             || self.min_hollow < 2
             || self.min_share.is_nan()
             || !(0.0..=1.0).contains(&self.min_share)
@@ -85,7 +90,7 @@ impl DetectorConfig for ZombieInflationConfig {
             || self.max_hollow_per_target < self.min_hollow
             || self.max_state_bytes == 0
         {
-            return Err("need window_ms >= 6, young_ms > 0, min_hollow >= 2, min_share in 0..1, max_targets > 0, max_hollow_per_target >= min_hollow".into());
+            return Err("need window_ms >= 6, 0 <= min_age_ms < young_ms, min_hollow >= 2, min_share in 0..1, max_targets > 0, max_hollow_per_target >= min_hollow".into());
         }
         self.findings.validate()
     }
@@ -224,7 +229,8 @@ impl ZombieInflation {
     fn hollow(&self, ev: &Event<'_>, profiles: &Profiles) -> Option<Ts> {
         let p = profiles.get(&ev.account)?;
         let created = ev.account_created.or(p.created())?;
-        let hollow = ev.ts - created < self.cfg.young_ms
+        let age = ev.ts - created;
+        let hollow = (self.cfg.min_age_ms..self.cfg.young_ms).contains(&age)
             && p.posts() == 0
             && p.events() <= self.cfg.max_events;
         hollow.then_some(created)
@@ -234,7 +240,8 @@ impl ZombieInflation {
         let (total, hollow) = t.totals();
         let share = f64::from(hollow) / f64::from(total.max(1));
         let n = t.joined;
-        f.score((share * f64::from(n) / (f64::from(n) + cfg.min_hollow as f64)).clamp(0.0, 1.0));
+        // How sure: the hollow share itself (the count is gated by `min_hollow`).
+        f.score(share.clamp(0.0, 1.0));
         let (lo, hi) = t.created;
         let days = |ms: i64| ms as f64 / DAY as f64;
         f.summary(format!(

@@ -139,9 +139,10 @@ fn hollow_likers_on_a_busy_post_are_found_and_its_real_likers_are_not_named() {
 
 #[test]
 fn a_celebrity_gaining_thousands_of_real_followers_is_not_inflated() {
-    // 2,700 real followers in half an hour, and 300 people signing up just to follow,
-    // the new ones last.
-    let mut evs = act("fan", 2700, 700 * DAY, "follow", "star", 0, 20 * MIN);
+    // 2,550 real followers in half an hour, 150 of them young and silent (hollow by
+    // the profile), and 300 people signing up just to follow, the new ones last.
+    let mut evs = act("fan", 2550, 700 * DAY, "follow", "star", 0, 20 * MIN);
+    evs.extend(act("young", 150, 10 * DAY, "follow", "star", 0, 30 * MIN));
     evs.extend(act("new", 300, 0, "follow", "star", 10 * MIN, 20 * MIN));
     assert_eq!(check(evs), vec![]);
 }
