@@ -13,6 +13,7 @@
 //! - `copies`: copy campaigns (near-duplicate text clusters).
 //! - `batch_registration`: accounts registered in batches (name templates, devices, blocks).
 //! - [`profile`]: the shared, read-only account profile (creation, posting, activity).
+//! - `hotlist`: topics pushed up the trending list (bursts scored by who drives them).
 //! - `zombie_inflation`: targets inflated by hollow followers and likers.
 //! - `registry`: the fixed list of detectors and their config sections.
 //!
@@ -29,6 +30,7 @@ pub mod detector;
 mod device_farm;
 pub mod findings;
 mod flat;
+mod hotlist;
 pub mod lockstep;
 mod name;
 pub mod profile;
@@ -42,6 +44,7 @@ pub use detector::{
 };
 pub use device_farm::{DeviceFarm, DeviceFarmConfig};
 pub use findings::{Figure, Findings, FindingsConfig};
+pub use hotlist::{Hotlist, HotlistConfig};
 pub use lockstep::{Lockstep, LockstepConfig};
 pub use profile::{AccountProfile, ProfileConfig, Profiles};
 pub use registry::{AnyDetector, Detectors, DetectorsConfig};

@@ -7,7 +7,7 @@
 
 use crate::detector::{Detector, DetectorConfig, DetectorKind, DetectorStats};
 use crate::profile::{ProfileConfig, Profiles};
-use crate::{BatchRegistration, Copies, DeviceFarm, Lockstep, ZombieInflation};
+use crate::{BatchRegistration, Copies, DeviceFarm, Hotlist, Lockstep, ZombieInflation};
 use levee_model::{Alert, Event, Ts};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,7 @@ pub struct DetectorsConfig {
     pub copies: <Copies as DetectorKind>::Config,
     pub batch_registration: <BatchRegistration as DetectorKind>::Config,
     pub zombie_inflation: <ZombieInflation as DetectorKind>::Config,
+    pub hotlist_manipulation: <Hotlist as DetectorKind>::Config,
     pub account_profile: ProfileConfig,
 }
 
@@ -32,6 +33,7 @@ pub enum AnyDetector {
     Copies(Box<Copies>),
     BatchRegistration(Box<BatchRegistration>),
     ZombieInflation(Box<ZombieInflation>),
+    Hotlist(Box<Hotlist>),
 }
 
 impl AnyDetector {
@@ -42,6 +44,7 @@ impl AnyDetector {
             AnyDetector::Copies(d) => d.as_ref(),
             AnyDetector::BatchRegistration(d) => d.as_ref(),
             AnyDetector::ZombieInflation(d) => d.as_ref(),
+            AnyDetector::Hotlist(d) => d.as_ref(),
         }
     }
 
@@ -52,6 +55,7 @@ impl AnyDetector {
             AnyDetector::Copies(d) => d.as_mut(),
             AnyDetector::BatchRegistration(d) => d.as_mut(),
             AnyDetector::ZombieInflation(d) => d.as_mut(),
+            AnyDetector::Hotlist(d) => d.as_mut(),
         }
     }
 
@@ -77,6 +81,9 @@ impl DetectorsConfig {
         });
         v.visit::<ZombieInflation>(&self.zombie_inflation, |d| {
             AnyDetector::ZombieInflation(Box::new(d))
+        });
+        v.visit::<Hotlist>(&self.hotlist_manipulation, |d| {
+            AnyDetector::Hotlist(Box::new(d))
         });
     }
 
