@@ -1,6 +1,6 @@
-//! Account-origin detectors' throughput, one at a time on one core, over a simulated
-//! stream held in memory (decoded, in event-time order), and the account profile's
-//! memory per 10M accounts. `cargo bench -p levee-detect --bench origin`;
+//! Detectors' throughput, one at a time on one core, over a simulated stream held in
+//! memory (decoded, in event-time order), and the account profile's memory per 10M
+//! accounts. `cargo bench -p levee-detect --bench alone`;
 //! `LEVEE_BENCH_ACCOUNTS=300000` for the 300k-account stream (needs ~4 GB).
 
 use levee_detect::{Detectors, DetectorsConfig, ProfileConfig, Profiles};
@@ -26,6 +26,7 @@ fn alone(name: &str) -> DetectorsConfig {
     cfg.copies.enabled = name == "copies";
     cfg.batch_registration.enabled = name == "batch_registration";
     cfg.zombie_inflation.enabled = name == "zombie_inflation";
+    cfg.hotlist_manipulation.enabled = name == "hotlist_manipulation";
     cfg
 }
 
@@ -67,7 +68,12 @@ fn main() {
     println!(
         "stream: levee gen --accounts {accounts} (6 h), {n} events, in memory, event-time order"
     );
-    for name in ["batch_registration", "device_farm", "zombie_inflation"] {
+    for name in [
+        "batch_registration",
+        "device_farm",
+        "zombie_inflation",
+        "hotlist_manipulation",
+    ] {
         let (rate, alerts) = measure(&alone(name), &s.events);
         println!("{name:<20} alone: {rate:>12.0} events/s ({alerts} alert messages)");
     }
