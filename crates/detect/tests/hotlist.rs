@@ -222,3 +222,30 @@ fn a_flood_of_topics_and_accounts_is_bounded_and_counted() {
     let (_, stats) = run(cfg, evs);
     assert!(stats.cap_hits >= 2_000, "{}", stats.cap_hits);
 }
+
+#[test]
+fn old_accounts_pushing_in_lockstep_are_seen_by_their_repetition_and_timing() {
+    // Aged, bought accounts: none young, each from its own block, but every 3 minutes
+    // all of them search and click within 6 seconds.
+    let mut evs = organic("org", 4, "topic-b", 0, 120);
+    evs.extend((0..10).flat_map(|b| {
+        searches(
+            "old",
+            0..40,
+            800 * DAY,
+            "topic-b",
+            60 * MIN + b * 3 * MIN,
+            150,
+            20,
+        )
+    }));
+    let got = check(evs);
+    assert_eq!(ids(&got).len(), 1, "{got:?}");
+    let last = &got[got.len() - 1];
+    assert!(
+        last.2.iter().all(|a| a.starts_with("old")),
+        "only the pushers named"
+    );
+    assert!(last.2.len() >= 36, "{} of 40 named", last.2.len());
+    assert!(last.4.contains("0% under 30 days old"), "{}", last.4);
+}

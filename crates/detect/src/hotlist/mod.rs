@@ -11,12 +11,16 @@
 //! accounts behind the topic in the last `window_ms` are examined: the share of young
 //! accounts (created less than `young_ms` before, from the shared account profile or
 //! the event), the share repeating (`repeat_events` or more events in the last one to
-//! two windows), the share in the most common address block. Organic trends are
-//! driven by a broad, old population; bought ones by a narrow, repeating, young one.
-//! With `min_accounts` accounts and any of those shares at its bar
-//! (`min_young_share`, `min_repeat_share`, `min_block_share`), the burst is a push:
-//! one finding per topic and push, naming the accounts behind the anomaly (the young,
-//! the repeating, those in a concentrated block), never every viewer.
+//! two windows), the share in the most common address block and on the most common
+//! device, and how synchronized the traffic is (the share of the window's events in
+//! its busiest tenth of 10-second slots). Organic trends are driven by a broad, old
+//! population spread over time; bought ones by a narrow, repeating, young,
+//! synchronized one. With `min_accounts` accounts and any of those shares at its bar
+//! (`min_young_share`, `min_repeat_share`, `min_block_share`, `min_device_share`,
+//! `min_sync_share`), the burst is a push: one finding per topic and push, naming the
+//! accounts behind the anomaly (the young, the repeating, those in the concentrated
+//! block or device; the synchronized only when nothing else is at its bar), never
+//! every viewer.
 //!
 //! Nothing is judged during the first `warmup_ms` after the first event: every topic
 //! is new to a cold start, and its baseline learns first (a plain average of its first
@@ -34,7 +38,10 @@ use crate::profile::Profiles;
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use topic::{Acct, Composition, Topic, MINUTE, RING};
+use topic::{Acct, Composition, Slots, Topic, MINUTE, RING, SLOTS, SLOT_MS};
+
+/// The population signals a push is judged on.
+const SIGNALS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,10 +65,13 @@ pub struct HotlistConfig {
     pub repeat_events: u16,
     /// Distinct accounts a pushed burst needs...
     pub min_accounts: usize,
-    /// ... and one of these shares of them: young, repeating, in one address block.
+    /// ... and one of these: shares of them young, repeating, in one address block, on
+    /// one device; the share of the window's events in its busiest tenth of 10 s slots.
     pub min_young_share: f64,
     pub min_repeat_share: f64,
     pub min_block_share: f64,
+    pub min_device_share: f64,
+    pub min_sync_share: f64,
     /// Nothing is judged until the detector has watched this much event time.
     pub warmup_ms: i64,
     /// Topics tracked at once; beyond it, refused and counted.
@@ -91,6 +101,8 @@ impl Default for HotlistConfig {
             min_young_share: 0.3,
             min_repeat_share: 0.3,
             min_block_share: 0.3,
+            min_device_share: 0.3,
+            min_sync_share: 0.6,
             warmup_ms: 30 * MINUTE,
             max_topics: 1_000_000,
             max_accounts_per_topic: 20_000,
@@ -128,6 +140,8 @@ impl DetectorConfig for HotlistConfig {
                 self.min_young_share,
                 self.min_repeat_share,
                 self.min_block_share,
+                self.min_device_share,
+                self.min_sync_share,
             ]
             .iter()
             .all(|s| (0.0..=1.0).contains(s))
@@ -198,16 +212,25 @@ impl Hotlist {
         self.started.is_none_or(|s| now - s < self.cfg.warmup_ms)
     }
 
-    /// Which shares are at their bars (young, repeating, one block), and the score: the
-    /// largest share at its bar.
-    fn anomaly(cfg: &HotlistConfig, c: &Composition) -> ([bool; 3], f64) {
-        let shares = [c.young_share(), c.repeat_share(), c.top_block_share];
-        let at = [
-            shares[0] >= cfg.min_young_share,
-            shares[1] >= cfg.min_repeat_share,
-            shares[2] >= cfg.min_block_share,
+    /// Which shares are at their bars (young, repeating, one block, one device,
+    /// synchronized), and the score: the largest share at its bar.
+    fn anomaly(cfg: &HotlistConfig, c: &Composition) -> ([bool; SIGNALS], f64) {
+        let shares = [
+            c.young_share(),
+            c.repeat_share(),
+            c.top_block_share,
+            c.top_device_share,
+            c.sync_share,
         ];
-        let score = (0..3)
+        let bars = [
+            cfg.min_young_share,
+            cfg.min_repeat_share,
+            cfg.min_block_share,
+            cfg.min_device_share,
+            cfg.min_sync_share,
+        ];
+        let at: [bool; SIGNALS] = std::array::from_fn(|i| shares[i] >= bars[i]);
+        let score = (0..SIGNALS)
             .filter(|&i| at[i])
             .map(|i| shares[i])
             .fold(0.0, f64::max);
@@ -267,6 +290,10 @@ impl Hotlist {
             return;
         };
         f.set_topic(t.name.as_str());
+        // Synchronization is a property of the traffic, not of an account: it names
+        // accounts (twice or more active, last in a busy slot) only when no account-level
+        // share is at its bar.
+        let by_sync = at[4] && !at[..4].contains(&true);
         let mut named: Vec<&str> = t
             .accounts
             .values()
@@ -274,7 +301,11 @@ impl Hotlist {
                 a.last >= since
                     && ((at[0] && a.young)
                         || (at[1] && a.recent() >= cfg.repeat_events)
-                        || (at[2] && a.block == c.top_block))
+                        || (at[2] && a.block == c.top_block)
+                        || (at[3] && a.device == c.top_device)
+                        || (by_sync
+                            && a.recent() >= 2
+                            && c.sync_slots.contains(&a.last.div_euclid(SLOT_MS))))
             })
             .map(|a| a.name.as_str())
             .collect();
@@ -290,7 +321,7 @@ impl Hotlist {
             _ => String::new(),
         };
         f.summary(format!(
-            "{}: {rate:.0} events a minute against a usual {baseline:.1}; {} accounts behind it in {} minutes, {:.0}% under {} days old, {:.0}% with {} or more events, {:.0}% from one address block; {} named ({}){rank}",
+            "{}: {rate:.0} events a minute against a usual {baseline:.1}; {} accounts behind it in {} minutes, {:.0}% under {} days old, {:.0}% with {} or more events, {:.0}% from one address block, {:.0}% on one device, {:.0}% of the events in a tenth of the time; {} named ({}){rank}",
             t.name.as_str(),
             c.accounts,
             cfg.window_ms / MINUTE,
@@ -299,8 +330,10 @@ impl Hotlist {
             100.0 * c.repeat_share(),
             cfg.repeat_events,
             100.0 * c.top_block_share,
+            100.0 * c.top_device_share,
+            100.0 * c.sync_share,
             f.finding().members().len(),
-            ["young", "repeating", "in that block"]
+            ["young", "repeating", "in that block", "on that device", "synchronized"]
                 .iter()
                 .zip(at)
                 .filter(|(_, a)| *a)
@@ -317,6 +350,8 @@ impl Hotlist {
         f.figure("events_per_account", Figure::Real(c.events_per_account()));
         f.figure("repeat_share", Figure::Real(c.repeat_share()));
         f.figure("top_block_share", Figure::Real(c.top_block_share));
+        f.figure("top_device_share", Figure::Real(c.top_device_share));
+        f.figure("sync_share", Figure::Real(c.sync_share));
         f.figure("window_ms", Figure::Int(cfg.window_ms));
         if let (Some(a), Some(b)) = (t.rank_first, t.rank_best) {
             f.figure("rank_first", Figure::Int(i64::from(a)));
@@ -364,9 +399,16 @@ impl Hotlist {
         }
         t.ring[minute.rem_euclid(RING as i64) as usize] += 1;
         t.last = t.last.max(ev.ts);
+        if let Some(s) = &mut t.slots {
+            s.add(ev.ts);
+        }
         if !t.queued && t.rate(self.cfg.rate_minutes) >= self.cfg.min_rate_per_min {
             t.queued = true;
             self.due.push(k);
+            if t.slots.is_none() {
+                t.slots = Some(Box::new(Slots::new(ev.ts)));
+                self.heap += (SLOTS * 2 + 48) as u64;
+            }
         }
         if t.burst.is_some() {
             if let Some(r) = rank {
@@ -395,6 +437,7 @@ impl Hotlist {
                     prev: 0,
                     young,
                     block: ev.ip.as_ref().map_or(0, block_key),
+                    device: ev.device.as_deref().map_or(0, |d| key64(d).max(1)),
                     name,
                 });
             }

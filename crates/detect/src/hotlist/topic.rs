@@ -20,8 +20,9 @@ pub struct Acct {
     pub events: u16,
     pub prev: u16,
     pub young: bool,
-    /// `key64` of its address block (0: unknown).
+    /// `key64` of its address block and of its device (0: unknown).
     pub block: u64,
+    pub device: u64,
     pub name: Name,
 }
 
@@ -42,16 +43,98 @@ impl Acct {
 }
 
 /// The composition of the accounts behind a window.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Composition {
     pub accounts: usize,
     pub events: u64,
     pub young: usize,
     /// Accounts with `repeat_events` or more events.
     pub repeaters: usize,
-    /// Share of the accounts in the most common address block, and its key.
+    /// Share of the accounts in the most common address block, and its key; the same
+    /// for devices.
     pub top_block_share: f64,
     pub top_block: u64,
+    pub top_device_share: f64,
+    pub top_device: u64,
+    /// Share of the window's events in its busiest tenth of 10-second slots (1.0: all
+    /// of them in bursts; organic traffic spreads), when the slots are kept.
+    pub sync_share: f64,
+    /// The busiest slots (10-second numbers), for naming the accounts active in them.
+    pub sync_slots: Vec<i64>,
+}
+
+/// The most common non-zero key among `keys` (the smallest on ties) and its count.
+fn top(keys: impl Iterator<Item = u64>) -> (u64, usize) {
+    let mut seen: Vec<(u64, usize)> = Vec::new();
+    for k in keys.filter(|k| *k != 0) {
+        if let Some(e) = seen.iter_mut().find(|(b, _)| *b == k) {
+            e.1 += 1;
+        } else if seen.len() < 256 {
+            seen.push((k, 1));
+        }
+    }
+    seen.into_iter()
+        .max_by_key(|&(k, n)| (n, std::cmp::Reverse(k)))
+        .unwrap_or((0, 0))
+}
+
+/// 10-second slots over the last window (60 slots: up to 10 minutes), kept for topics
+/// that have been near a burst.
+pub const SLOT_MS: i64 = 10_000;
+pub const SLOTS: usize = 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Slots {
+    /// When counting began, and the newest slot's number; `counts[n % SLOTS]`.
+    pub since: Ts,
+    pub head: i64,
+    pub counts: Vec<u16>,
+}
+
+impl Slots {
+    pub fn new(ts: Ts) -> Self {
+        Slots {
+            since: ts,
+            head: ts.div_euclid(SLOT_MS),
+            counts: vec![0; SLOTS],
+        }
+    }
+
+    pub fn add(&mut self, ts: Ts) {
+        let n = ts.div_euclid(SLOT_MS);
+        if n > self.head {
+            for m in (self.head + 1)..=n.min(self.head + SLOTS as i64) {
+                self.counts[m.rem_euclid(SLOTS as i64) as usize] = 0;
+            }
+            self.head = n;
+        }
+        if self.head - n < SLOTS as i64 {
+            let c = &mut self.counts[n.rem_euclid(SLOTS as i64) as usize];
+            *c = c.saturating_add(1);
+        }
+    }
+
+    /// The busiest tenth of the last `slots` slots, and their share of all events in them.
+    pub fn sync(&self, slots: usize) -> (f64, Vec<i64>) {
+        let slots = slots.clamp(1, SLOTS) as i64;
+        let mut v: Vec<(u16, i64)> = (0..slots)
+            .map(|i| {
+                let n = self.head - i;
+                (self.counts[n.rem_euclid(SLOTS as i64) as usize], n)
+            })
+            .collect();
+        let total: u64 = v.iter().map(|(c, _)| u64::from(*c)).sum();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.truncate((slots as usize / 10).max(1));
+        let busy: u64 = v.iter().map(|(c, _)| u64::from(*c)).sum();
+        (
+            busy as f64 / total.max(1) as f64,
+            v.into_iter()
+                .filter(|(c, _)| *c > 0)
+                .map(|(_, n)| n)
+                .collect(),
+        )
+    }
 }
 
 impl Composition {
@@ -91,6 +174,8 @@ pub struct Topic {
     pub rank_first: Option<u32>,
     pub rank_best: Option<u32>,
     pub peak_rate: f64,
+    /// 10-second counts, once the topic came near a burst.
+    pub slots: Option<Box<Slots>>,
     /// Queued to be judged on the tick that ends its current minute.
     pub queued: bool,
 }
@@ -145,35 +230,34 @@ impl Topic {
     /// The accounts active since `since`, and their composition.
     pub fn composition(&self, since: Ts, repeat_events: u16) -> Composition {
         let mut c = Composition::default();
-        let mut blocks: Vec<(u64, usize)> = Vec::new();
-        for (_, a) in self.accounts.iter() {
-            if a.last < since {
-                continue;
-            }
+        let active = || self.accounts.values().filter(move |a| a.last >= since);
+        for a in active() {
             c.accounts += 1;
             c.events += u64::from(a.recent());
             c.young += usize::from(a.young);
             c.repeaters += usize::from(a.recent() >= repeat_events);
-            if a.block != 0 {
-                if let Some(e) = blocks.iter_mut().find(|(b, _)| *b == a.block) {
-                    e.1 += 1;
-                } else if blocks.len() < 256 {
-                    blocks.push((a.block, 1));
-                }
-            }
         }
-        let (top_block, top) = blocks
-            .iter()
-            .copied()
-            .max_by_key(|&(b, n)| (n, std::cmp::Reverse(b)))
-            .unwrap_or((0, 0));
-        c.top_block = top_block;
-        c.top_block_share = top as f64 / c.accounts.max(1) as f64;
+        let n = c.accounts.max(1) as f64;
+        let (block, k) = top(active().map(|a| a.block));
+        (c.top_block, c.top_block_share) = (block, k as f64 / n);
+        let (device, k) = top(active().map(|a| a.device));
+        (c.top_device, c.top_device_share) = (device, k as f64 / n);
+        // Judged only once the slots cover half the window (they start when the topic
+        // first comes near a burst).
+        if let Some(s) = self
+            .slots
+            .as_ref()
+            .filter(|s| 2 * (self.last - s.since) >= self.last - since)
+        {
+            let window = ((self.last - since) / SLOT_MS + 1) as usize;
+            (c.sync_share, c.sync_slots) = s.sync(window);
+        }
         c
     }
 
     pub fn heap_bytes(&self) -> u64 {
         self.name.heap_bytes() as u64
+            + self.slots.as_ref().map_or(0, |_| (SLOTS * 2 + 48) as u64)
             + self.accounts.bytes()
             + self
                 .accounts
