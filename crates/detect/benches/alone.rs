@@ -83,7 +83,7 @@ fn main() {
     let (rate, alerts) = measure(&all, &s.events);
     println!(
         "{:<20}      : {rate:>12.0} events/s ({alerts} alert messages)",
-        "the three together"
+        "the four together"
     );
     drop(s);
 
