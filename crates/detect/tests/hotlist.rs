@@ -141,7 +141,7 @@ fn a_young_crowd_searching_a_topic_in_bursts_is_a_push_and_its_accounts_are_name
     let first = got[0].4.clone();
     assert!(first.starts_with("topic-a: "), "{first}");
     assert!(first.contains("60% under 30 days old"), "{first}");
-    assert!(first.ends_with("60 named (young)"), "{first}");
+    assert!(first.ends_with("60 named; signals: young"), "{first}");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! baseline per topic, the EWMA of its per-minute count and of its variance over quiet
 //! minutes (time constant `baseline_ms`), says what is usual for it. A **burst** is a
 //! rate over the last `rate_minutes` of at least `min_rate_per_min`, `surge_factor`
-//! times the baseline and `sigmas` deviations above it.
+//! times the baseline and `sigmas` deviations above it. Where it stands among all
+//! topics (the share of every topic's active minutes, decayed over a day, that were
+//! quieter) goes into the evidence.
 //!
 //! A burst alone is not manipulation: news bursts too. Each minute of a burst, the
 //! accounts behind the topic in the last `window_ms` are examined: the share of young
@@ -38,7 +40,7 @@ use crate::profile::Profiles;
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use topic::{Acct, Composition, Slots, Topic, MINUTE, RING, SLOTS, SLOT_MS};
+use topic::{Acct, Composition, Population, Slots, Topic, MINUTE, RING, SLOTS, SLOT_MS};
 
 /// The population signals a push is judged on.
 const SIGNALS: usize = 5;
@@ -173,6 +175,8 @@ pub struct Hotlist {
     topics: FlatMap<Topic>,
     /// The first event's time (the warm-up runs from it).
     started: Option<Ts>,
+    /// Every topic's active minutes: where a burst stands among topics.
+    population: Population,
     /// Topics whose current minute may make a burst: judged on the tick that ends it,
     /// not at their next event (which may come minutes later).
     due: Vec<u64>,
@@ -200,6 +204,7 @@ impl DetectorKind for Hotlist {
             topics: FlatMap::default(),
             due: Vec::new(),
             started: None,
+            population: Population::default(),
             heap: 0,
             cap_hits: 0,
         }
@@ -316,13 +321,15 @@ impl Hotlist {
         f.span(first * MINUTE, now);
         f.score(score);
         let baseline = t.mean;
+        let percentile = self.population.percentile(rate);
         let rank = match (t.rank_first, t.rank_best) {
             (Some(a), Some(b)) => format!("; rank {a} -> {b}"),
             _ => String::new(),
         };
         f.summary(format!(
-            "{}: {rate:.0} events a minute against a usual {baseline:.1}; {} accounts behind it in {} minutes, {:.0}% under {} days old, {:.0}% with {} or more events, {:.0}% from one address block, {:.0}% on one device, {:.0}% of the events in a tenth of the time; {} named ({}){rank}",
+            "{}: {rate:.0} events a minute against a usual {baseline:.1} (busier than {:.0}% of active topic-minutes); {} accounts behind it in {} minutes, {:.0}% under {} days old, {:.0}% with {} or more events, {:.0}% from one address block, {:.0}% on one device, {:.0}% of the events in a tenth of the time; {} named; signals: {}{rank}",
             t.name.as_str(),
+            100.0 * percentile,
             c.accounts,
             cfg.window_ms / MINUTE,
             100.0 * c.young_share(),
@@ -342,6 +349,7 @@ impl Hotlist {
                 .join(", "),
         ));
         f.figure("rate_per_min", Figure::Real(rate));
+        f.figure("population_percentile", Figure::Real(percentile));
         f.figure("peak_rate_per_min", Figure::Real(t.peak_rate));
         f.figure("baseline_per_min", Figure::Real(baseline));
         f.figure("accounts_in_window", Figure::Int(c.accounts as i64));
@@ -393,7 +401,7 @@ impl Hotlist {
         let Some(t) = self.topics.get_mut(k) else {
             return;
         };
-        t.roll(minute, alpha, warming);
+        t.roll(minute, alpha, warming, &mut self.population);
         if minute < t.minute - RING as i64 + 1 {
             return; // behind the ring
         }
@@ -477,7 +485,7 @@ impl Detector for Hotlist {
                     self.judge(k, watermark);
                     let warming = self.warming(watermark);
                     if let Some(t) = self.topics.get_mut(k) {
-                        t.roll(minute, alpha, warming);
+                        t.roll(minute, alpha, warming, &mut self.population);
                     }
                 }
                 Some(_) => self.due.push(k),
@@ -500,6 +508,9 @@ impl Detector for Hotlist {
                 true
             });
             self.heap = heap;
+            // The population forgets with a day's time constant.
+            self.population
+                .decay((-(self.cfg.window_ms as f64) / (24.0 * 60.0 * MINUTE as f64)).exp());
             if self.budget.is_over() {
                 self.topics.shrink_to_fit();
             }

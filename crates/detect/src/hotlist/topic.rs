@@ -63,6 +63,47 @@ pub struct Composition {
     pub sync_slots: Vec<i64>,
 }
 
+/// What is usual for a topic on this platform: every topic's active minutes by their
+/// count, on a log2 scale (bucket `b` holds counts in `2^(b-1)..2^b`), decayed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Population {
+    buckets: [f64; 32],
+}
+
+impl Population {
+    fn bucket(x: f64) -> usize {
+        if x < 1.0 {
+            0
+        } else {
+            (x.log2().floor() as usize + 1).min(31)
+        }
+    }
+
+    pub fn add(&mut self, count: u32) {
+        if count > 0 {
+            self.buckets[Self::bucket(f64::from(count))] += 1.0;
+        }
+    }
+
+    pub fn decay(&mut self, keep: f64) {
+        for b in &mut self.buckets {
+            *b *= keep;
+        }
+    }
+
+    /// The share of active topic-minutes quieter than `rate` a minute (those in lower
+    /// buckets, and half of its own).
+    pub fn percentile(&self, rate: f64) -> f64 {
+        let total: f64 = self.buckets.iter().sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let b = Self::bucket(rate);
+        let below: f64 = self.buckets[..b].iter().sum::<f64>() + self.buckets[b] / 2.0;
+        below / total
+    }
+}
+
 /// The most common non-zero key among `keys` (the smallest on ties) and its count.
 fn top(keys: impl Iterator<Item = u64>) -> (u64, usize) {
     let mut seen: Vec<(u64, usize)> = Vec::new();
@@ -184,13 +225,22 @@ impl Topic {
     /// Move to `minute`, folding each closed minute into the baseline (`alpha` per
     /// minute) unless the topic was being pushed; `fast` (during the warm-up) averages
     /// the first minutes plainly instead. Returns how many minutes closed.
-    pub fn roll(&mut self, minute: i64, alpha: f64, fast: bool) -> i64 {
+    /// Every closed minute with events also goes into `population`.
+    pub fn roll(
+        &mut self,
+        minute: i64,
+        alpha: f64,
+        fast: bool,
+        population: &mut Population,
+    ) -> i64 {
         if minute <= self.minute {
             return 0;
         }
         let closed = minute - self.minute;
         for m in self.minute..minute.min(self.minute + RING as i64) {
-            let x = f64::from(self.ring[m.rem_euclid(RING as i64) as usize]);
+            let count = self.ring[m.rem_euclid(RING as i64) as usize];
+            population.add(count);
+            let x = f64::from(count);
             if !self.pushed {
                 let a = if fast {
                     alpha.max(1.0 / f64::from(self.learned + 1))
