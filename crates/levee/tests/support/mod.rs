@@ -364,7 +364,12 @@ impl Service {
     pub fn get(&self, path: &str) -> Option<(String, String)> {
         use std::io::{Read, Write};
         let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        // One request per connection: ask the server to close it after the response.
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         let (head, body) = text.split_once("\r\n\r\n")?;
