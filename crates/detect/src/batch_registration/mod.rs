@@ -173,9 +173,14 @@ fn block_of(ip: &IpAddr) -> String {
     }
 }
 
-/// The key of `value` on `signal` (signals never share a key).
-fn signal_key(signal: Signal, value: &str) -> u64 {
-    key64(value) ^ (signal as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+/// The key of a value's `key64` on `signal` (signals never share a key).
+fn signal_key(signal: Signal, value: u64) -> u64 {
+    value ^ (signal as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The key of a non-empty `value` (its `key64`), `None` if empty.
+fn value_key(value: &str) -> Option<u64> {
+    (!value.is_empty()).then(|| key64(value))
 }
 
 /// See the module docs.
@@ -250,7 +255,7 @@ impl BatchRegistration {
     }
 
     /// Record `seq` (at `ts`) under `value` on `signal`; return the key, or `None` if refused.
-    fn note(&mut self, signal: Signal, value: &str, seq: u64, ts: Ts) -> Option<u64> {
+    fn note(&mut self, signal: Signal, value: u64, seq: u64, ts: Ts) -> Option<u64> {
         let k = signal_key(signal, value);
         let horizon = ts - self.cfg.window_ms;
         let (len, capacity, table) = (self.keys.len(), self.keys.capacity(), self.keys.bytes());
@@ -514,25 +519,19 @@ impl Detector for BatchRegistration {
         };
         let seq = self.first_seq + self.regs.len() as u64;
         self.reg_bytes += r.heap_bytes();
-        let values: [(Signal, String); 3] = [
-            (Signal::Template, {
-                let t = Template::of(r.name.as_str());
-                if r.name.as_str().is_empty() {
-                    String::new()
-                } else {
-                    format!("{:016x}", t.key())
-                }
-            }),
-            (Signal::Device, r.device.as_str().to_owned()),
-            (Signal::Block, r.block.as_str().to_owned()),
+        let values = [
+            (
+                Signal::Template,
+                value_key(r.name.as_str()).map(|_| Template::of(r.name.as_str()).key()),
+            ),
+            (Signal::Device, value_key(r.device.as_str())),
+            (Signal::Block, value_key(r.block.as_str())),
         ];
         self.regs.push_back(r);
         let judging = ev.ts - started >= self.cfg.warmup_ms;
         for (signal, value) in values {
-            if value.is_empty() {
-                continue;
-            }
-            if let Some(k) = self.note(signal, &value, seq, ev.ts) {
+            let Some(value) = value else { continue };
+            if let Some(k) = self.note(signal, value, seq, ev.ts) {
                 if judging {
                     self.judge(k, signal, seq, ev.ts);
                 }
