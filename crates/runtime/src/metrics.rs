@@ -9,6 +9,17 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+/// The closed set of `levee_errors_total` labels `(stage, error_type)`: each one is exported
+/// from the start (at zero), so a rule or panel over it has data before the first error.
+pub const ERROR_CODES: [(&str, &str); 6] = [
+    ("consume", "broker_unreachable"),
+    ("consume", "kafka_error"),
+    ("consume", "client_error"),
+    ("produce", "delivery_failed"),
+    ("produce", "delivery_timeout"),
+    ("snapshot", "write_failed"),
+];
+
 /// Every metric Levee exports, registered in one [`Registry`] owned by the process.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -36,6 +47,8 @@ pub struct Metrics {
     reorder_overflow: IntCounter,
     partition_watermark: IntGaugeVec,
     pauses: IntCounter,
+    snapshot_writes: IntCounterVec,
+    snapshot_bytes: IntGauge,
     /// What was last published, so each batch adds only its delta.
     published: Counters,
     /// Per detector: (cap hits, budget hits) last published.
@@ -189,7 +202,23 @@ impl Metrics {
             "levee_kafka_pauses_total",
             "Partitions paused for running ahead of the slowest in event time (service mode).",
         )?;
-        // Pre-create every label value so dashboards see zeros, not gaps.
+        let snapshot_writes = counter_vec(
+            "levee_snapshot_writes_total",
+            "State snapshots written (service mode), by outcome (written, failed).",
+            "outcome",
+        )?;
+        let snapshot_bytes = IntGauge::new(
+            "levee_snapshot_bytes",
+            "Size of the last state snapshot written.",
+        )?;
+        registry.register(Box::new(snapshot_bytes.clone()))?;
+        // Pre-create every label value so dashboards and alert rules see zeros, not gaps.
+        for (stage, error_type) in ERROR_CODES {
+            errors.with_label_values(&[stage, error_type]);
+        }
+        for l in ["written", "failed"] {
+            snapshot_writes.with_label_values(&[l]);
+        }
         for l in event_labels() {
             events.with_label_values(&[l]);
         }
@@ -227,6 +256,8 @@ impl Metrics {
             reorder_overflow,
             partition_watermark,
             pauses,
+            snapshot_writes,
+            snapshot_bytes,
             published: Counters::default(),
             published_caps: Vec::new(),
         })
@@ -323,6 +354,10 @@ impl Metrics {
 
     /// Count `n` errors of `error_type` (a closed set of codes) at `stage`.
     pub fn error(&self, stage: &'static str, error_type: &'static str, n: u64) {
+        debug_assert!(
+            ERROR_CODES.contains(&(stage, error_type)),
+            "error code {stage}/{error_type} is not in ERROR_CODES"
+        );
         self.errors
             .with_label_values(&[stage, error_type])
             .inc_by(n);
@@ -353,6 +388,21 @@ impl Metrics {
     /// Count the outcome of reading the state snapshot at start (see [`crate::snapshot::Restore::outcome`]).
     pub fn snapshot_restore(&self, outcome: &'static str) {
         self.snapshot_restores.with_label_values(&[outcome]).inc();
+    }
+
+    /// Count one snapshot write: its size, or a failure (also counted as an error).
+    pub fn snapshot_written(&self, outcome: Result<u64, ()>) {
+        match outcome {
+            Ok(bytes) => {
+                self.snapshot_writes.with_label_values(&["written"]).inc();
+                self.snapshot_bytes
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+            Err(()) => {
+                self.snapshot_writes.with_label_values(&["failed"]).inc();
+                self.error("snapshot", "write_failed", 1);
+            }
+        }
     }
 
     /// Count `n` partitions newly paused.

@@ -17,7 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-fn workspace() -> PathBuf {
+pub mod promql;
+pub mod tools;
+
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -308,6 +311,44 @@ impl Drop for Broker {
     }
 }
 
+/// GET `path` from a loopback HTTP server on `port`: (status line, body). One request per
+/// connection, which the server is asked to close after the response.
+pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)?
+    } else {
+        body.to_owned()
+    };
+    Some((head.lines().next()?.to_owned(), body))
+}
+
+/// The body of a `Transfer-Encoding: chunked` response.
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let n = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if n == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..n)?);
+        body = rest.get(n + 2..)?;
+    }
+}
+
 /// A `levee serve` process; killed on drop if still running.
 pub struct Service {
     pub child: Child,
@@ -362,18 +403,7 @@ impl Service {
 
     /// GET `path` from the service's HTTP endpoint: (status line, body).
     pub fn get(&self, path: &str) -> Option<(String, String)> {
-        use std::io::{Read, Write};
-        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
-        // One request per connection: ask the server to close it after the response.
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        Some((head.lines().next()?.to_owned(), body.to_owned()))
+        http_get(self.http_port, path)
     }
 
     /// The value of a metric line (`name{labels}` exactly as rendered), if present.

@@ -56,9 +56,11 @@ impl Sink for KafkaSink<'_> {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.kafka.flush_timeout_ms);
         while self.producer.in_flight_count() > 0 {
             if Instant::now() > deadline {
-                return Err(ServiceError::Delivery(
-                    u64::try_from(self.producer.in_flight_count()).unwrap_or(0),
-                ));
+                let pending = u64::try_from(self.producer.in_flight_count()).unwrap_or(0);
+                if let Ok(m) = self.health.metrics.lock() {
+                    m.error("produce", "delivery_timeout", pending);
+                }
+                return Err(ServiceError::Delivery(pending));
             }
             self.producer.poll(Duration::from_millis(1));
         }

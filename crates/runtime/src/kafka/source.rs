@@ -329,8 +329,16 @@ impl Source for KafkaSource<'_> {
             if self.last_snapshot.elapsed()
                 >= Duration::from_millis(self.cfg.kafka.snapshot_interval_ms)
             {
-                let bytes = snapshot::write(dir, self.cfg, &self.next_offsets, pipeline)?;
-                tracing::debug!(bytes, "snapshot written");
+                // A failed snapshot costs a longer replay after a restart, not the service:
+                // count it, log it and try again after the next interval.
+                let written = snapshot::write(dir, self.cfg, &self.next_offsets, pipeline);
+                match &written {
+                    Ok(bytes) => tracing::debug!(bytes, "snapshot written"),
+                    Err(e) => tracing::error!(error = %e, "snapshot not written"),
+                }
+                if let Ok(m) = self.health.metrics.lock() {
+                    m.snapshot_written(written.map_err(drop));
+                }
                 self.last_snapshot = Instant::now();
             }
         }
@@ -343,7 +351,11 @@ impl Source for KafkaSource<'_> {
     fn close(&mut self, pipeline: &Pipeline) -> Result<(), ServiceError> {
         tracing::info!("shutting down: snapshot and commit");
         if let Some(dir) = &self.snapshot_dir {
-            snapshot::write(dir, self.cfg, &self.next_offsets, pipeline)?;
+            let written = snapshot::write(dir, self.cfg, &self.next_offsets, pipeline);
+            if let Ok(m) = self.health.metrics.lock() {
+                m.snapshot_written(written.as_ref().map(|b| *b).map_err(drop));
+            }
+            written?;
         }
         if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing to commit is not an error worth failing the shutdown for.
