@@ -304,3 +304,53 @@ fn a_replica_that_sees_part_of_the_topic_says_so() {
     assert!(a.terminate(Duration::from_secs(30)).success());
     assert!(b.terminate(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn a_snapshot_that_cannot_be_written_is_counted_and_the_service_goes_on() {
+    let lines = scenario_lines();
+    let expected = file_mode(&lines, "snapfail");
+    let broker = Broker::start();
+    let topics = Topics::create_with(&broker, "snapfail", 3);
+    let dir = std::env::temp_dir().join(format!("levee-snapfail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The snapshot's temporary file cannot be created: a directory stands in its place.
+    std::fs::create_dir_all(dir.join("levee-snapshot.json.tmp")).expect("blocker");
+    let records: Vec<(String, Vec<u8>)> = support::scenario_with_sentinel()
+        .into_iter()
+        .map(|(k, l)| (k, l.into_bytes()))
+        .collect();
+    broker.produce(&topics.events, &records);
+    let svc = Service::start_with(
+        &broker,
+        "levee-snapfail",
+        &topics,
+        &[
+            ("LEVEE__KAFKA__SNAPSHOT_DIR", dir.display().to_string()),
+            ("LEVEE__KAFKA__SNAPSHOT_INTERVAL_MS", "0".to_owned()),
+        ],
+    );
+    // Every alert of file mode still arrives: the failed snapshots cost nothing but the snapshot.
+    let got = broker.read(&topics.alerts, expected.len(), Duration::from_secs(120));
+    assert_eq!(got.len(), expected.len());
+    svc.wait_metric_at_least(
+        "levee_snapshot_writes_total{outcome=\"failed\"}",
+        2.0,
+        Duration::from_secs(30),
+    );
+    let failed = svc
+        .metric("levee_snapshot_writes_total{outcome=\"failed\"}")
+        .expect("failed");
+    assert_eq!(
+        svc.metric("levee_errors_total{error_type=\"write_failed\",stage=\"snapshot\"}"),
+        Some(failed)
+    );
+    assert_eq!(
+        svc.metric("levee_snapshot_writes_total{outcome=\"written\"}"),
+        Some(0.0)
+    );
+    assert!(svc
+        .get("/healthz")
+        .is_some_and(|(s, _)| s.contains(" 200 ")));
+    svc.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
