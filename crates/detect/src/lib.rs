@@ -35,6 +35,7 @@ pub mod lockstep;
 mod name;
 pub mod profile;
 mod registry;
+mod ring;
 mod zombie_inflation;
 
 pub use batch_registration::{BatchRegistration, BatchRegistrationConfig};

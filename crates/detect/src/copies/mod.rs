@@ -25,6 +25,7 @@ use crate::detector::{key64, Budget, Detector, DetectorKind, DetectorStats, Ever
 use crate::findings::{Figure, Findings};
 use crate::name::Name;
 use crate::profile::Profiles;
+use crate::ring::Ring;
 use chunk::{linked, masked_feats, shared_chunks, template_features, Chunker, MAX_CHUNKS};
 use cluster::{push_bounded, Cluster, Clusters, NONE, SAMPLES, SAMPLE_CHARS};
 pub use config::CopiesConfig;
@@ -33,7 +34,6 @@ use index::Index;
 use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 pub use probe::NearDuplicates;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use text::Strip;
 
 /// A text's chunks are bits of a `u16` (`TextRec::repeated`, link masks).
@@ -46,7 +46,7 @@ const SEQ_MASK: u32 = (1 << 28) - 1;
 const MAX_LIST: usize = 20;
 
 /// One indexed text.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct TextRec {
     ts: Ts,
     account: u64,
@@ -66,7 +66,7 @@ struct TextRec {
     qualified: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct ClauseRec {
     fp: u64,
     /// Distinct features (coverage counts them).
@@ -89,10 +89,10 @@ struct Scratch {
 pub struct Copies {
     cfg: CopiesConfig,
     rarity: Rarity,
-    texts: VecDeque<TextRec>,
+    texts: Ring<TextRec>,
     /// Sequence number of `texts[0]`.
     base: u64,
-    clauses: VecDeque<ClauseRec>,
+    clauses: Ring<ClauseRec>,
     /// Absolute index of `clauses[0]`.
     clause_base: u64,
     /// Rebuilt from `texts` and `clauses` after a restore.
@@ -121,9 +121,9 @@ impl DetectorKind for Copies {
     fn new(cfg: CopiesConfig) -> Self {
         Copies {
             rarity: Rarity::new(cfg.sketch_width_bits, cfg.sketch_half_life_texts),
-            texts: VecDeque::new(),
+            texts: Ring::new(),
             base: 0,
-            clauses: VecDeque::new(),
+            clauses: Ring::new(),
             clause_base: 0,
             index: Index::new(cfg.max_hamming, cfg.max_bucket),
             clusters: Clusters::default(),
@@ -361,11 +361,8 @@ impl Copies {
         let rec = &self.texts[t];
         let start = (rec.first_clause - self.clause_base) as usize;
         let (mut all, mut some) = (0u64, 0u64);
-        for (i, c) in self
-            .clauses
-            .range(start..start + usize::from(rec.n_clauses))
-            .enumerate()
-        {
+        for i in 0..usize::from(rec.n_clauses) {
+            let c = &self.clauses[start + i];
             all += u64::from(c.feats);
             if mask & (1 << i) != 0 {
                 some += u64::from(c.feats);
@@ -485,14 +482,12 @@ impl Copies {
             .filter(|&c| c != NONE)
             .collect();
         let ids = self.clusters.compact(live);
-        for t in &mut self.texts {
+        for t in self.texts.iter_mut() {
             if t.cluster != NONE {
                 t.cluster = ids[t.cluster as usize];
             }
         }
         self.cluster_bytes = self.clusters.bytes();
-        self.texts.shrink_to(self.texts.len() * 5 / 4);
-        self.clauses.shrink_to(self.clauses.len() * 5 / 4);
     }
 }
 
