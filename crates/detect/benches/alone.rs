@@ -18,18 +18,6 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// Only `name` enabled.
-fn alone(name: &str) -> DetectorsConfig {
-    let mut cfg = DetectorsConfig::default();
-    cfg.lockstep.enabled = name == "lockstep";
-    cfg.device_farm.enabled = name == "device_farm";
-    cfg.copies.enabled = name == "copies";
-    cfg.batch_registration.enabled = name == "batch_registration";
-    cfg.zombie_inflation.enabled = name == "zombie_inflation";
-    cfg.hotlist_manipulation.enabled = name == "hotlist_manipulation";
-    cfg
-}
-
 /// Events/s of the detectors of `cfg` over `events`, with a tick per second of event
 /// time (10 s behind); best of three runs. Also the alerts of the last run.
 fn measure(cfg: &DetectorsConfig, events: &[Event<'static>]) -> (f64, usize) {
@@ -74,7 +62,7 @@ fn main() {
         "zombie_inflation",
         "hotlist_manipulation",
     ] {
-        let (rate, alerts) = measure(&alone(name), &s.events);
+        let (rate, alerts) = measure(&DetectorsConfig::only(name), &s.events);
         println!("{name:<20} alone: {rate:>12.0} events/s ({alerts} alert messages)");
     }
     let mut all = DetectorsConfig::default();

@@ -66,10 +66,7 @@ fn main() {
         .iter()
         .map(|l| decode(l.as_bytes(), &Limits::default()).expect("valid"))
         .collect();
-    let mut cfg = DetectorsConfig::default();
-    cfg.lockstep.enabled = false;
-    cfg.device_farm.enabled = false;
-    let mut d = Detectors::new(&cfg);
+    let mut d = Detectors::new(&DetectorsConfig::only("copies"));
     let mut out = Vec::new();
     let start = Instant::now();
     for (i, ev) in events.iter().enumerate() {

@@ -104,6 +104,24 @@ impl DetectorsConfig {
         c.0
     }
 
+    /// Defaults with every detector disabled but `name` (tests and benches that study one
+    /// detector). Panics on a name that is not registered.
+    pub fn only(name: &str) -> Self {
+        let defaults = DetectorsConfig::default();
+        assert!(
+            defaults.names().contains(&name),
+            "no detector named {name:?}"
+        );
+        let mut c = defaults;
+        c.lockstep.enabled = name == Lockstep::NAME;
+        c.device_farm.enabled = name == DeviceFarm::NAME;
+        c.copies.enabled = name == Copies::NAME;
+        c.batch_registration.enabled = name == BatchRegistration::NAME;
+        c.zombie_inflation.enabled = name == ZombieInflation::NAME;
+        c.hotlist_manipulation.enabled = name == Hotlist::NAME;
+        c
+    }
+
     /// Every registered detector's name, enabled or not.
     pub fn names(&self) -> Vec<&'static str> {
         struct Names(Vec<&'static str>);

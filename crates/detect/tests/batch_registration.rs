@@ -117,10 +117,7 @@ fn check(regs: Vec<Reg>) -> Got {
 
 fn run(cfg: BatchRegistrationConfig, mut regs: Vec<Reg>) -> (Got, DetectorStats) {
     regs.sort_by_key(|r| r.ts_ms);
-    let mut all = DetectorsConfig::default();
-    all.lockstep.enabled = false;
-    all.device_farm.enabled = false;
-    all.copies.enabled = false;
+    let mut all = DetectorsConfig::only("batch_registration");
     all.batch_registration = cfg;
     let mut d = Detectors::new(&all);
     let mut out: Vec<Alert> = Vec::new();

@@ -51,13 +51,6 @@ fn check(cfg: &DetectorsConfig, script: Script) -> (Vec<Alert>, DetectorStats) {
     (out, stats.expect("copies runs"))
 }
 
-fn only_copies() -> DetectorsConfig {
-    let mut cfg = DetectorsConfig::default();
-    cfg.lockstep.enabled = false;
-    cfg.device_farm.enabled = false;
-    cfg
-}
-
 /// A templated text: `variant` picks synonyms, so copies differ but share most clauses.
 fn template(variant: usize) -> String {
     let a = ["Huge", "Massive"][variant % 2];
@@ -71,7 +64,7 @@ fn a_campaign_is_one_alert_with_few_revisions() {
     for i in 0..40 {
         script.push((400 + i, format!("bot{i:02}"), template(i as usize)));
     }
-    let (alerts, _) = check(&only_copies(), script);
+    let (alerts, _) = check(&DetectorsConfig::only("copies"), script);
     let ids: std::collections::BTreeSet<&str> =
         alerts.iter().map(|a| a.alert_id.as_str()).collect();
     assert_eq!(ids.len(), 1, "one operation, one alert id");
@@ -88,7 +81,7 @@ fn generic_comments_and_distinct_texts_never_alert() {
         let generic = ["哈哈哈", "转发微博", "+1", "支持", "👍👍", "lol"][i % 6];
         script.push((400 + i as i64, format!("fan{i}"), generic.to_owned()));
     }
-    let (alerts, _) = check(&only_copies(), script);
+    let (alerts, _) = check(&DetectorsConfig::only("copies"), script);
     assert!(alerts.is_empty(), "{alerts:?}");
 }
 
@@ -105,13 +98,13 @@ fn a_headline_quoted_in_own_words_is_not_a_campaign() {
         let text = format!("{own}: \"City council approves new subway line to the airport\"");
         script.push((400 + i, format!("reader{i}"), text));
     }
-    let (alerts, _) = check(&only_copies(), script);
+    let (alerts, _) = check(&DetectorsConfig::only("copies"), script);
     assert!(alerts.is_empty(), "{alerts:?}");
 }
 
 #[test]
 fn a_flood_of_one_text_stays_bounded_and_is_counted() {
-    let mut cfg = only_copies();
+    let mut cfg = DetectorsConfig::only("copies");
     cfg.copies.max_bucket = 64;
     cfg.copies.max_texts = 500;
     let mut script = chatter(3_000);

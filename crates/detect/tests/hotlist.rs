@@ -77,12 +77,7 @@ fn check(evs: Vec<Ev>) -> Got {
 /// Run `evs` (sorted by time, a tick every 10 s) through hotlist_manipulation alone.
 fn run(cfg: HotlistConfig, mut evs: Vec<Ev>) -> (Got, DetectorStats) {
     evs.sort_by_key(|e| e.0);
-    let mut all = DetectorsConfig::default();
-    all.lockstep.enabled = false;
-    all.device_farm.enabled = false;
-    all.copies.enabled = false;
-    all.batch_registration.enabled = false;
-    all.zombie_inflation.enabled = false;
+    let mut all = DetectorsConfig::only("hotlist_manipulation");
     all.hotlist_manipulation = cfg;
     let mut d = Detectors::new(&all);
     let mut out: Vec<Alert> = Vec::new();

@@ -51,11 +51,7 @@ fn check(evs: Vec<Ev>) -> Got {
 /// Run `evs` (sorted by time, a tick every 10 s) through zombie_inflation alone.
 fn run(cfg: ZombieInflationConfig, mut evs: Vec<Ev>) -> (Got, DetectorStats) {
     evs.sort_by_key(|e| e.0);
-    let mut all = DetectorsConfig::default();
-    all.lockstep.enabled = false;
-    all.device_farm.enabled = false;
-    all.copies.enabled = false;
-    all.batch_registration.enabled = false;
+    let mut all = DetectorsConfig::only("zombie_inflation");
     all.zombie_inflation = cfg;
     let mut d = Detectors::new(&all);
     let mut out: Vec<Alert> = Vec::new();
