@@ -88,15 +88,25 @@ fn generic_comments_and_distinct_texts_never_alert() {
 #[test]
 fn a_headline_quoted_in_own_words_is_not_a_campaign() {
     let mut script = chatter(3_000);
-    for i in 0..100 {
-        let own = format!(
-            "my own thoughts number {i} on commute{} with friend{} and pet{}",
-            i * 3,
-            i * 5,
-            i * 11
-        );
+    // Each reader's own words: words of their own (not one sentence with numbers swapped,
+    // which is itself a template a few bits from its copies).
+    let word = |seed: usize| -> String {
+        let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) + 1;
+        (0..3)
+            .map(|_| {
+                x ^= x >> 29;
+                x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                let c = b"bdfgklmnprstvz"[(x % 14) as usize] as char;
+                let v = b"aeiou"[(x / 14 % 5) as usize] as char;
+                format!("{c}{v}")
+            })
+            .collect()
+    };
+    for i in 0..100usize {
+        let own: Vec<String> = (0..7).map(|j| word(i * 16 + j)).collect();
+        let own = own.join(" ");
         let text = format!("{own}: \"City council approves new subway line to the airport\"");
-        script.push((400 + i, format!("reader{i}"), text));
+        script.push((400 + i as i64, format!("reader{i}"), text));
     }
     let (alerts, _) = check(&DetectorsConfig::only("copies"), script);
     assert!(alerts.is_empty(), "{alerts:?}");
@@ -119,4 +129,43 @@ fn a_flood_of_one_text_stays_bounded_and_is_counted() {
     assert!(texts.entries <= 500, "{texts:?}");
     assert!(stats.cap_hits > 0, "the caps bit and were counted");
     assert!(stats.bytes() < 64 << 20, "{} bytes", stats.bytes());
+}
+
+/// The heavy disguise: a few filler words in front, the first clause moved to the end, the
+/// tail sometimes cut. Chunks a few bits off the template's still count (`loose_hamming`).
+#[test]
+fn a_template_behind_filler_words_and_reordered_clauses_is_still_found() {
+    let filler = [
+        "honestly",
+        "wow so",
+        "just saying",
+        "ok listen",
+        "guys",
+        "real talk",
+    ];
+    let heavy = |i: usize| {
+        let t = template(i);
+        let (first, rest) = t.split_once(':').expect("a clause");
+        let mut s = format!("{} {}, {}", filler[i % filler.len()], rest.trim(), first);
+        if i.is_multiple_of(3) {
+            s.truncate(s.len() * 4 / 5);
+        }
+        s
+    };
+    let named = |loose: u32| {
+        let mut cfg = DetectorsConfig::only("copies");
+        cfg.copies.loose_hamming = loose;
+        let mut script = chatter(3_000);
+        for i in 0..40 {
+            script.push((400 + i as i64, format!("bot{i:02}"), heavy(i)));
+        }
+        let (alerts, _) = check(&cfg, script);
+        alerts.last().map_or(0, |a| a.accounts.len())
+    };
+    let (strict, loose) = (named(0), named(8));
+    assert_eq!(loose, 40, "every copier named with loose_hamming 8");
+    assert!(
+        loose > strict,
+        "loose {loose} vs index matches only {strict}"
+    );
 }

@@ -155,6 +155,21 @@ pub fn shared_chunks(hits: &[(usize, u8, u8)]) -> impl Iterator<Item = (usize, u
     })
 }
 
+/// Chunks of two texts (fingerprints `x`, `y`) within `bound` bits of a chunk of the other,
+/// as masks of `x`'s and `y`'s chunks: what `loose_hamming` lets count as shared.
+pub fn loose_masks(x: &[u64], y: &[u64], bound: u32) -> (u16, u16) {
+    let (mut mx, mut my) = (0u16, 0u16);
+    for (i, a) in x.iter().enumerate() {
+        for (j, b) in y.iter().enumerate() {
+            if (a ^ b).count_ones() <= bound {
+                mx |= 1 << i;
+                my |= 1 << j;
+            }
+        }
+    }
+    (mx, my)
+}
+
 /// Two texts are linked when the chunks they share hold `link_share` of either one's
 /// evidence features: `(shared, total)` of each. A chance repeat of one phrase between
 /// long texts is not a link; a cut copy (short) of a long one is.
@@ -187,4 +202,19 @@ pub fn template_features(rarity: &Rarity, strip: Strip, sample: &str) -> Vec<Box
     feats.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     feats.dedup_by(|a, b| a.1 == b.1);
     feats.into_iter().take(8).map(|(_, s)| s.into()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loose_masks_pair_chunks_within_the_bound_only() {
+        let a = 0x0123_4567_89AB_CDEFu64;
+        let near = a ^ 0xFF; // 8 bits off
+        let far = !a; // 64 bits off
+        assert_eq!(loose_masks(&[a, far], &[far ^ 1, near], 8), (0b11, 0b11));
+        assert_eq!(loose_masks(&[a], &[near], 7), (0, 0));
+        assert_eq!(loose_masks(&[a, a], &[far], 8), (0, 0));
+    }
 }

@@ -25,6 +25,11 @@ pub struct CopiesConfig {
     /// A text qualifies its account when this share of its evidence features lies in
     /// clauses other accounts repeated.
     pub min_coverage: f64,
+    /// Between two texts of other accounts that share a chunk, the other chunks within this
+    /// many differing bits also count as shared (for the link) and as repeated (for
+    /// coverage): a template clause behind filler words, reordered or cut short. Unrelated
+    /// chunks differ by ~32 bits. 0: only index matches (`max_hamming`) count.
+    pub loose_hamming: u32,
     /// Texts counted into the rarity sketch before any is indexed (weights need a population).
     pub warmup_texts: u64,
     pub strip_urls: bool,
@@ -56,6 +61,7 @@ impl Default for CopiesConfig {
             min_text_info: 24.0,
             link_share: 0.6,
             min_coverage: 0.7,
+            loose_hamming: 8,
             warmup_texts: 2_000,
             strip_urls: true,
             strip_mentions: true,
@@ -86,6 +92,7 @@ impl DetectorConfig for CopiesConfig {
         if self.window_ms <= 0
             || self.min_accounts < 2
             || self.max_hamming > 7
+            || self.loose_hamming > 20
             || !info_ok
             || !(self.min_coverage > 0.0 && self.min_coverage <= 1.0)
             || !(self.link_share > 0.0 && self.link_share <= 1.0)
@@ -98,7 +105,7 @@ impl DetectorConfig for CopiesConfig {
             || self.max_state_bytes == 0
             || self.findings.max_members < self.min_accounts
         {
-            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
+            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, loose_hamming <= 20, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
         }
         self.findings.validate()
     }

@@ -26,7 +26,9 @@ use crate::findings::{Figure, Findings};
 use crate::name::Name;
 use crate::profile::Profiles;
 use crate::ring::Ring;
-use chunk::{linked, masked_feats, shared_chunks, template_features, Chunker, MAX_CHUNKS};
+use chunk::{
+    linked, loose_masks, masked_feats, shared_chunks, template_features, Chunker, MAX_CHUNKS,
+};
 use cluster::{push_bounded, Cluster, Clusters, NONE, SAMPLES, SAMPLE_CHARS};
 pub use config::CopiesConfig;
 use fingerprint::{Rarity, SimHash};
@@ -35,6 +37,19 @@ use levee_model::{stable_id, Alert, AlertKind, Body, Event, Ts};
 pub use probe::NearDuplicates;
 use serde::{Deserialize, Serialize};
 use text::Strip;
+
+/// A text's chunk fingerprints, without an allocation.
+#[derive(Default)]
+struct ChunkFps {
+    fps: [u64; MAX_CHUNKS],
+    n: u8,
+}
+
+impl ChunkFps {
+    fn as_slice(&self) -> &[u64] {
+        &self.fps[..usize::from(self.n)]
+    }
+}
 
 /// A text's chunks are bits of a `u16` (`TextRec::repeated`, link masks).
 const _: () = assert!(MAX_CHUNKS <= 16);
@@ -232,13 +247,25 @@ impl Copies {
             if self.texts[off].account == key {
                 continue;
             }
-            let (shared_b, total_b) = self.feats(off, theirs);
-            let shared_a = masked_feats(evidence, mine);
-            if !linked(
-                (shared_a, total_a),
-                (shared_b, total_b),
-                self.cfg.link_share,
-            ) {
+            let share = |mine: u16, theirs: u16| {
+                let (shared_b, total_b) = self.feats(off, theirs);
+                let shared_a = masked_feats(evidence, mine);
+                linked(
+                    (shared_a, total_a),
+                    (shared_b, total_b),
+                    self.cfg.link_share,
+                )
+            };
+            let (mut mine, mut theirs) = (mine, theirs);
+            let loose = self.cfg.loose_hamming;
+            if loose > 0 && !share(mine, theirs) {
+                // Texts that share a chunk: their other chunks may be the template's behind
+                // filler words, reordered or cut, a few bits off.
+                let (ma, mb) = loose_masks(&s.fps, self.chunk_fps(off).as_slice(), loose);
+                mine |= ma;
+                theirs |= mb;
+            }
+            if !share(mine, theirs) {
                 s.weak.push((off, mine, theirs));
                 continue;
             }
@@ -321,6 +348,9 @@ impl Copies {
                 also.push(b);
             }
         }
+        for &b in links.iter().chain(&also) {
+            self.loose_repeats(a, b);
+        }
         for &t in links.iter().chain(&also).chain([&a]) {
             let coverage = self.coverage(t);
             if !self.texts[t].qualified && coverage >= self.cfg.min_coverage {
@@ -354,6 +384,32 @@ impl Copies {
             self.texts[a].cluster = root;
         }
         root
+    }
+
+    /// Mark as repeated the chunks of linked texts `a` and `b` (another account's, one
+    /// operation) within `loose_hamming` bits of a chunk of the other: a clause behind
+    /// filler words or cut short is still the template's.
+    fn loose_repeats(&mut self, a: usize, b: usize) {
+        let bound = self.cfg.loose_hamming;
+        if bound == 0 {
+            return;
+        }
+        let (fa, fb) = (self.chunk_fps(a), self.chunk_fps(b));
+        let (ma, mb) = loose_masks(fa.as_slice(), fb.as_slice(), bound);
+        self.texts[a].repeated |= ma;
+        self.texts[b].repeated |= mb;
+    }
+
+    /// The chunk fingerprints of text `t`.
+    fn chunk_fps(&self, t: usize) -> ChunkFps {
+        let rec = &self.texts[t];
+        let start = (rec.first_clause - self.clause_base) as usize;
+        let mut out = ChunkFps::default();
+        for i in 0..usize::from(rec.n_clauses) {
+            out.fps[i] = self.clauses[start + i].fp;
+        }
+        out.n = rec.n_clauses;
+        out
     }
 
     /// Features of text `t`'s chunks in `mask`, and of all its chunks.
