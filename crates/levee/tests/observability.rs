@@ -1,5 +1,6 @@
 //! A real Prometheus (Debian's package) scrapes a running `levee serve` on loopback while it
-//! works through a backlog and a live producer on a 3-partition topic of the test broker;
+//! works through a backlog, a restart from its snapshot and a live producer on a 3-partition
+//! topic of the test broker;
 //! every query of the Grafana dashboard and every expression of the alerting rules is then
 //! evaluated through Prometheus's HTTP API and must return data.
 
@@ -168,19 +169,38 @@ fn prometheus_scrapes_the_service_and_every_panel_and_rule_query_has_data() {
     broker.produce(&topics.events, &first);
 
     let snapshots = snapshot_dir("obs-snapshots");
-    let svc = Service::start_with(
-        &broker,
-        "levee-obs",
-        &topics,
-        &[
+    let settings = |port: u16| {
+        [
             (
                 "LEVEE__KAFKA__SNAPSHOT_DIR",
                 snapshots.display().to_string(),
             ),
             ("LEVEE__KAFKA__SNAPSHOT_INTERVAL_MS", "1000".into()),
-        ],
+            ("LEVEE__HTTP__LISTEN", format!("127.0.0.1:{port}")),
+        ]
+    };
+    let port = free_port();
+    let start = || {
+        let mut svc = Service::start_with(&broker, "levee-obs", &topics, &settings(port));
+        svc.http_port = port;
+        svc
+    };
+    let first_run = start();
+    let prom = Prometheus::start(port);
+    first_run.wait_metric(
+        "levee_records_total",
+        first.len() as f64,
+        Duration::from_secs(120),
     );
-    let prom = Prometheus::start(svc.http_port);
+    // A restart in between, as a rolling update does it: SIGTERM (final snapshot), then a
+    // new process on the same volume and port that resumes from the snapshot.
+    assert!(first_run.terminate(Duration::from_secs(60)).success());
+    let svc = start();
+    svc.wait_metric(
+        "levee_snapshot_restores_total{outcome=\"restored\"}",
+        1.0,
+        Duration::from_secs(60),
+    );
 
     // A live producer while Prometheus scrapes: the rest of the stream in slices.
     let producer = TestProducer::new(&broker.brokers());
