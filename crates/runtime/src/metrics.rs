@@ -212,6 +212,13 @@ impl Metrics {
             "Size of the last state snapshot written.",
         )?;
         registry.register(Box::new(snapshot_bytes.clone()))?;
+        let start_time = prometheus::Gauge::new(
+            "levee_process_start_time_seconds",
+            "Wall-clock start of this process (seconds since the epoch): changes on every restart, which counters restored from a snapshot do not show.",
+        )?;
+        // Set once: the registry keeps it.
+        start_time.set(crate::drive::now_ms() as f64 / 1000.0);
+        registry.register(Box::new(start_time))?;
         // Pre-create every label value so dashboards and alert rules see zeros, not gaps.
         for (stage, error_type) in ERROR_CODES {
             errors.with_label_values(&[stage, error_type]);
