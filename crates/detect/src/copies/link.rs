@@ -1,0 +1,142 @@
+//! Linking a new text into its campaign's cluster and qualifying copies: which chunks other
+//! accounts repeated (exactly, or within `loose_hamming` bits), and the coverage that makes a
+//! text a copy and its account a member.
+
+use super::chunk::{loose_masks, MAX_CHUNKS};
+use super::cluster::{push_bounded, Cluster, NONE};
+use super::{Copies, MAX_LIST};
+
+/// A text's chunk fingerprints, without an allocation.
+#[derive(Default)]
+pub(super) struct ChunkFps {
+    fps: [u64; MAX_CHUNKS],
+    n: u8,
+}
+
+impl ChunkFps {
+    pub(super) fn as_slice(&self) -> &[u64] {
+        &self.fps[..usize::from(self.n)]
+    }
+}
+
+impl Copies {
+    /// Merge text `a` with the texts at `links` into one cluster; count the chunks it shares
+    /// with `weak` texts that are in that cluster too; qualify their accounts.
+    pub(super) fn link(&mut self, a: usize, links: &[usize], weak: &[(usize, u16, u16)]) -> u32 {
+        let (max_members, mut root) = (self.cfg.findings.max_members, NONE);
+        for &b in links {
+            if self.texts[b].cluster == NONE {
+                let c = Cluster::new(self.texts[b].ts, self.texts[b].name.as_str());
+                self.texts[b].cluster = self.clusters.make(Cluster { texts: 1, ..c });
+            }
+            let cb = self.texts[b].cluster;
+            root = if root == NONE {
+                self.clusters.find(cb)
+            } else {
+                self.clusters.union(root, cb, max_members, MAX_LIST)
+            };
+            let d = (self.texts[a].fp ^ self.texts[b].fp).count_ones();
+            let c = self.clusters.get_mut(root);
+            c.distance_sum += u64::from(d);
+            c.links += 1;
+        }
+        self.texts[a].cluster = root;
+        let ts = self.texts[a].ts;
+        let c = self.clusters.get_mut(root);
+        c.texts += 1;
+        c.first = c.first.min(ts);
+        c.last = c.last.max(ts);
+        let mut also = Vec::new();
+        for &(b, mine, theirs) in weak {
+            let cb = self.texts[b].cluster;
+            if cb != NONE && self.clusters.find(cb) == root {
+                self.texts[b].repeated |= theirs;
+                self.texts[a].repeated |= mine;
+                also.push(b);
+            }
+        }
+        for &b in links.iter().chain(&also) {
+            self.loose_repeats(a, b);
+        }
+        for &t in links.iter().chain(&also).chain([&a]) {
+            let coverage = self.coverage(t);
+            if !self.texts[t].qualified && coverage >= self.cfg.min_coverage {
+                let rec = &mut self.texts[t];
+                rec.qualified = true;
+                let c = self.clusters.get_mut(root);
+                c.copies += 1;
+                c.coverage_permille += (coverage * 1000.0).round() as u64;
+                if !c.add_member(rec.account, &rec.name, max_members)
+                    && !c.member_keys.contains_key(rec.account)
+                {
+                    self.cap_hits += 1;
+                }
+                let list = if rec.comment {
+                    &mut c.targets
+                } else {
+                    &mut c.posts
+                };
+                push_bounded(list, rec.target.as_str(), MAX_LIST);
+            }
+        }
+        // Two copies of one template that share a chunk are one operation, even when
+        // the synonyms they drew leave them short of a strong link.
+        if self.texts[a].qualified {
+            for &(b, _, _) in weak {
+                let cb = self.texts[b].cluster;
+                if self.texts[b].qualified && cb != NONE {
+                    root = self.clusters.union(root, cb, max_members, MAX_LIST);
+                }
+            }
+            self.texts[a].cluster = root;
+        }
+        root
+    }
+
+    /// Mark as repeated the chunks of linked texts `a` and `b` (another account's, one
+    /// operation) within `loose_hamming` bits of a chunk of the other: a clause behind
+    /// filler words or cut short is still the template's.
+    pub(super) fn loose_repeats(&mut self, a: usize, b: usize) {
+        let bound = self.cfg.loose_hamming;
+        if bound == 0 {
+            return;
+        }
+        let (fa, fb) = (self.chunk_fps(a), self.chunk_fps(b));
+        let (ma, mb) = loose_masks(fa.as_slice(), fb.as_slice(), bound);
+        self.texts[a].repeated |= ma;
+        self.texts[b].repeated |= mb;
+    }
+
+    /// The chunk fingerprints of text `t`.
+    pub(super) fn chunk_fps(&self, t: usize) -> ChunkFps {
+        let rec = &self.texts[t];
+        let start = (rec.first_clause - self.clause_base) as usize;
+        let mut out = ChunkFps::default();
+        for i in 0..usize::from(rec.n_clauses) {
+            out.fps[i] = self.clauses[start + i].fp;
+        }
+        out.n = rec.n_clauses;
+        out
+    }
+
+    /// Features of text `t`'s chunks in `mask`, and of all its chunks.
+    pub(super) fn feats(&self, t: usize, mask: u16) -> (u64, u64) {
+        let rec = &self.texts[t];
+        let start = (rec.first_clause - self.clause_base) as usize;
+        let (mut all, mut some) = (0u64, 0u64);
+        for i in 0..usize::from(rec.n_clauses) {
+            let c = &self.clauses[start + i];
+            all += u64::from(c.feats);
+            if mask & (1 << i) != 0 {
+                some += u64::from(c.feats);
+            }
+        }
+        (some, all)
+    }
+
+    /// The share of text `t`'s evidence features in clauses another account repeated.
+    pub(super) fn coverage(&self, t: usize) -> f64 {
+        let (rep, all) = self.feats(t, self.texts[t].repeated);
+        rep as f64 / all.max(1) as f64
+    }
+}
