@@ -1,15 +1,9 @@
 //! `hotlist_manipulation` behaviour, driven by event scripts through one `check()` helper.
 
-use levee_detect::{DetectorStats, Detectors, DetectorsConfig, HotlistConfig};
-use levee_model::{decode, Alert, Limits};
+mod script;
 
-const MIN: i64 = 60_000;
-const DAY: i64 = 24 * 60 * MIN;
-/// Event time of the scripts' start.
-const T0: i64 = 1_732_000_000_000;
-
-/// One event: `(ts, json)` without `ts`.
-type Ev = (i64, serde_json::Value);
+use levee_detect::{DetectorStats, DetectorsConfig, HotlistConfig};
+use script::{Ev, DAY, MIN, T0};
 
 /// Accounts `<prefix><i>` for `i` in `who`, created `age` before T0, each `search`ing
 /// `topic` at `at` + `i * gap_ms` (then clicking it a few seconds later, at `rank`).
@@ -74,39 +68,14 @@ fn check(evs: Vec<Ev>) -> Got {
     run(HotlistConfig::default(), evs).0
 }
 
-/// Run `evs` (sorted by time, a tick every 10 s) through hotlist_manipulation alone.
-fn run(cfg: HotlistConfig, mut evs: Vec<Ev>) -> (Got, DetectorStats) {
-    evs.sort_by_key(|e| e.0);
+/// Run `evs` through hotlist_manipulation alone (`script::run`).
+fn run(cfg: HotlistConfig, evs: Vec<Ev>) -> (Got, DetectorStats) {
     let mut all = DetectorsConfig::only("hotlist_manipulation");
     all.hotlist_manipulation = cfg;
-    let mut d = Detectors::new(&all);
-    let mut out: Vec<Alert> = Vec::new();
-    let mut tick = T0;
-    for (ts, mut v) in evs {
-        while tick + 10_000 <= ts {
-            tick += 10_000;
-            d.on_tick(tick, &mut out);
-        }
-        v["ts"] = ts.into();
-        let line = v.to_string();
-        let ev = decode(line.as_bytes(), &Limits::default()).expect("valid event");
-        d.on_event(&ev, &mut out);
-    }
-    d.on_tick(tick + 120_000, &mut out);
-    d.on_flush(&mut out);
-    let stats = d
-        .stats()
+    let (alerts, stats) = script::run(&all, "hotlist_manipulation", evs, 120_000);
+    let got = alerts
         .into_iter()
-        .find(|(n, _)| *n == "hotlist_manipulation")
-        .map(|(_, s)| s)
-        .expect("hotlist_manipulation runs");
-    let got = out
-        .into_iter()
-        .map(|a| {
-            assert_eq!(a.kind.as_str(), "hotlist_manipulation");
-            assert!(a.accounts.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
-            (a.alert_id, a.revision, a.accounts, a.topic, a.summary)
-        })
+        .map(|a| (a.alert_id, a.revision, a.accounts, a.topic, a.summary))
         .collect();
     (got, stats)
 }

@@ -1,15 +1,9 @@
 //! `zombie_inflation` behaviour, driven by event scripts through one `check()` helper.
 
-use levee_detect::{DetectorStats, Detectors, DetectorsConfig, ZombieInflationConfig};
-use levee_model::{decode, Alert, Limits};
+mod script;
 
-const MIN: i64 = 60_000;
-const DAY: i64 = 24 * 60 * MIN;
-/// Event time of the scripts' start.
-const T0: i64 = 1_732_000_000_000;
-
-/// One event: `(ts, json)` without `ts`.
-type Ev = (i64, serde_json::Value);
+use levee_detect::{DetectorStats, DetectorsConfig, ZombieInflationConfig};
+use script::{Ev, DAY, MIN, T0};
 
 /// `n` accounts `<prefix><i>` created `age` before T0 act on `target` (`follow` an
 /// account or `like` a post), evenly over `over` from `at`.
@@ -48,38 +42,14 @@ fn check(evs: Vec<Ev>) -> Got {
     run(ZombieInflationConfig::default(), evs).0
 }
 
-/// Run `evs` (sorted by time, a tick every 10 s) through zombie_inflation alone.
-fn run(cfg: ZombieInflationConfig, mut evs: Vec<Ev>) -> (Got, DetectorStats) {
-    evs.sort_by_key(|e| e.0);
+/// Run `evs` through zombie_inflation alone (`script::run`).
+fn run(cfg: ZombieInflationConfig, evs: Vec<Ev>) -> (Got, DetectorStats) {
     let mut all = DetectorsConfig::only("zombie_inflation");
     all.zombie_inflation = cfg;
-    let mut d = Detectors::new(&all);
-    let mut out: Vec<Alert> = Vec::new();
-    let mut tick = T0;
-    for (ts, mut v) in evs {
-        while tick + 10_000 <= ts {
-            tick += 10_000;
-            d.on_tick(tick, &mut out);
-        }
-        v["ts"] = ts.into();
-        let line = v.to_string();
-        let ev = decode(line.as_bytes(), &Limits::default()).expect("valid event");
-        d.on_event(&ev, &mut out);
-    }
-    d.on_flush(&mut out);
-    let stats = d
-        .stats()
+    let (alerts, stats) = script::run(&all, "zombie_inflation", evs, 0);
+    let got = alerts
         .into_iter()
-        .find(|(n, _)| *n == "zombie_inflation")
-        .map(|(_, s)| s)
-        .expect("zombie_inflation runs");
-    let got = out
-        .into_iter()
-        .map(|a| {
-            assert_eq!(a.kind.as_str(), "zombie_inflation");
-            assert!(a.accounts.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
-            (a.alert_id, a.revision, a.accounts, a.summary)
-        })
+        .map(|a| (a.alert_id, a.revision, a.accounts, a.summary))
         .collect();
     (got, stats)
 }
