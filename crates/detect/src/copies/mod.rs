@@ -245,15 +245,19 @@ impl Copies {
                 )
             };
             let (mut mine, mut theirs) = (mine, theirs);
+            let mut is_link = share(mine, theirs);
             let loose = self.cfg.loose_hamming;
-            if loose > 0 && !share(mine, theirs) {
+            if !is_link && loose > 0 {
                 // Texts that share a chunk: their other chunks may be the template's behind
                 // filler words, reordered or cut, a few bits off.
                 let (ma, mb) = loose_masks(&s.fps, self.chunk_fps(off).as_slice(), loose);
-                mine |= ma;
-                theirs |= mb;
+                if (mine | ma, theirs | mb) != (mine, theirs) {
+                    mine |= ma;
+                    theirs |= mb;
+                    is_link = share(mine, theirs);
+                }
             }
-            if !share(mine, theirs) {
+            if !is_link {
                 s.weak.push((off, mine, theirs));
                 continue;
             }
