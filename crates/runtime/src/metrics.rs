@@ -397,15 +397,15 @@ impl Metrics {
         self.snapshot_restores.with_label_values(&[outcome]).inc();
     }
 
-    /// Count one snapshot write: its size, or a failure (also counted as an error).
-    pub fn snapshot_written(&self, outcome: Result<u64, ()>) {
-        match outcome {
-            Ok(bytes) => {
+    /// Count one snapshot write: its size, or `None` for a failure (also counted as an error).
+    pub fn snapshot_written(&self, bytes: Option<u64>) {
+        match bytes {
+            Some(bytes) => {
                 self.snapshot_writes.with_label_values(&["written"]).inc();
                 self.snapshot_bytes
                     .set(i64::try_from(bytes).unwrap_or(i64::MAX));
             }
-            Err(()) => {
+            None => {
                 self.snapshot_writes.with_label_values(&["failed"]).inc();
                 self.error("snapshot", "write_failed", 1);
             }

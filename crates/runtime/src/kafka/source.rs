@@ -337,7 +337,7 @@ impl Source for KafkaSource<'_> {
                     Err(e) => tracing::error!(error = %e, "snapshot not written"),
                 }
                 if let Ok(m) = self.health.metrics.lock() {
-                    m.snapshot_written(written.map_err(drop));
+                    m.snapshot_written(written.ok());
                 }
                 self.last_snapshot = Instant::now();
             }
@@ -353,7 +353,7 @@ impl Source for KafkaSource<'_> {
         if let Some(dir) = &self.snapshot_dir {
             let written = snapshot::write(dir, self.cfg, &self.next_offsets, pipeline);
             if let Ok(m) = self.health.metrics.lock() {
-                m.snapshot_written(written.as_ref().map(|b| *b).map_err(drop));
+                m.snapshot_written(written.as_ref().ok().copied());
             }
             written?;
         }
