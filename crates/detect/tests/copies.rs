@@ -169,3 +169,166 @@ fn a_template_behind_filler_words_and_reordered_clauses_is_still_found() {
         "loose {loose} vs index matches only {strict}"
     );
 }
+
+/// A deterministic stream of numbers for the scripts below (splitmix64).
+fn pick(seed: u64, n: usize) -> usize {
+    let mut x = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((x ^ (x >> 31)) % n as u64) as usize
+}
+
+/// Six clauses, each in one of four wordings drawn per copy: two copies share a clause or
+/// two, mostly short of a link, yet every wording recurs across the campaign.
+fn synonym_template(i: usize) -> String {
+    const CLAUSES: [[&str; 4]; 6] = [
+        [
+            "grab the zentrix blender today",
+            "order your zentrix blender now",
+            "pick up a zentrix blender quickly",
+            "zentrix blenders are finally back",
+        ],
+        [
+            "it crushes frozen mango effortlessly",
+            "frozen mango turns silky within seconds",
+            "even frozen mango becomes velvet smooth",
+            "ice and mango vanish into cream",
+        ],
+        [
+            "our family kitchen loves every smoothie",
+            "my whole household adores breakfast shakes",
+            "the kids request peanut shakes daily",
+            "grandma blends kale juice each morning",
+        ],
+        [
+            "shipping arrived before tuesday lunch",
+            "delivery showed up early monday",
+            "the courier came within twenty hours",
+            "my parcel landed overnight intact",
+        ],
+        [
+            "the motor hums quietly compared with others",
+            "cleaning takes barely half a minute",
+            "glass jug feels sturdy and heavy",
+            "six speeds cover soups through sorbet",
+        ],
+        [
+            "coupon zenblend saves plenty",
+            "promo zenblend cuts the price",
+            "use zenblend at checkout",
+            "zenblend code still works tonight",
+        ],
+    ];
+    let parts: Vec<&str> = CLAUSES
+        .iter()
+        .enumerate()
+        .map(|(c, v)| v[pick((i * 8 + c) as u64, 4)])
+        .collect();
+    parts.join(". ")
+}
+
+#[test]
+fn a_template_whose_copies_share_few_clauses_pair_by_pair_is_still_found() {
+    let named = |min_repeat_info: f64| {
+        let mut cfg = DetectorsConfig::only("copies");
+        cfg.copies.min_repeat_info = min_repeat_info;
+        let mut script = chatter(3_000);
+        for i in 0..40 {
+            script.push((400 + i as i64, format!("bot{i:02}"), synonym_template(i)));
+        }
+        let (alerts, _) = check(&cfg, script);
+        let ids: std::collections::BTreeSet<&str> =
+            alerts.iter().map(|a| a.alert_id.as_str()).collect();
+        assert!(ids.len() <= 1, "one operation, {} alert ids", ids.len());
+        alerts.last().map_or(0, |a| a.accounts.len())
+    };
+    // With repeats counted only inside a cluster (no chunk carries 1,000 nats), pairs short
+    // of a link leave copies out.
+    let (found, inside_only) = (named(24.0), named(1_000.0));
+    // The first copies arrive before their clauses recur; one is left out at most.
+    assert!(found >= 39, "{found} of 40 copiers named by default");
+    assert!(found >= 2 * inside_only, "{found} vs {inside_only}");
+}
+
+#[test]
+fn chatter_from_a_small_vocabulary_is_not_a_campaign() {
+    // 100,000 accounts (the window of a 300k-account stream) writing 4 to 6 words each from
+    // 50 (Chinese: every two characters are a feature): short phrases recur by chance.
+    const WORDS: [&str; 50] = [
+        "今天",
+        "天气",
+        "真的",
+        "不错",
+        "我们",
+        "一起",
+        "吃饭",
+        "电影",
+        "好看",
+        "工作",
+        "太累了",
+        "周末",
+        "计划",
+        "旅行",
+        "北京",
+        "上海",
+        "朋友",
+        "推荐",
+        "这家",
+        "咖啡",
+        "味道",
+        "一般",
+        "新闻",
+        "看到",
+        "觉得",
+        "有点",
+        "意思",
+        "明天",
+        "考试",
+        "加油",
+        "学习",
+        "音乐",
+        "门票",
+        "猫咪",
+        "可爱",
+        "下雨",
+        "地铁",
+        "好挤",
+        "晚饭",
+        "手机",
+        "演唱会",
+        "抢不到",
+        "红烧肉",
+        "没电",
+        "比赛",
+        "赢了",
+        "篮球",
+        "跑步",
+        "做了",
+        "去",
+    ];
+    let small = |min_repeat_info: f64| {
+        let mut cfg = DetectorsConfig::only("copies");
+        cfg.copies.min_repeat_info = min_repeat_info;
+        let mut script = chatter(3_000);
+        for i in 0..100_000usize {
+            let n = 4 + pick(i as u64 * 31, 3);
+            let words: Vec<&str> = (0..n)
+                .map(|j| WORDS[pick((i * 64 + j) as u64 + 7, WORDS.len())])
+                .collect();
+            script.push((400 + i as i64 / 20, format!("person{i}"), words.concat()));
+        }
+        check(&cfg, script).0
+    };
+    let alerts = small(24.0);
+    assert!(
+        alerts.is_empty(),
+        "{:?}",
+        alerts.first().map(|a| &a.summary)
+    );
+    // The bound is what keeps them out: with every shared chunk counted, chance repeats
+    // make "copies" of this chatter.
+    assert!(
+        !small(0.0).is_empty(),
+        "chance repeats alert without the bound"
+    );
+}

@@ -21,6 +21,8 @@ pub struct Chunk {
     pub sums: SimHash,
     /// Its distinct features (coverage and link shares count them).
     pub feats: u16,
+    /// Its information in whole nats (rounded down).
+    pub info: u16,
 }
 
 /// Reads texts into evidence chunks; its buffers are kept between texts.
@@ -122,11 +124,17 @@ fn unit(known: &Known<'_>, min_info: f64, feats: &mut Vec<u64>, evidence: &mut V
         return 0.0;
     }
     let n = feats.len().min(usize::from(u16::MAX)) as u16;
+    let nats = info.min(f64::from(u16::MAX)) as u16;
     if evidence.len() < MAX_CHUNKS {
-        evidence.push(Chunk { sums, feats: n });
+        evidence.push(Chunk {
+            sums,
+            feats: n,
+            info: nats,
+        });
     } else if let Some(last) = evidence.last_mut() {
         last.sums.merge(&sums);
         last.feats = last.feats.saturating_add(n);
+        last.info = last.info.saturating_add(nats);
     }
     info
 }

@@ -30,6 +30,11 @@ pub struct CopiesConfig {
     /// coverage): a template clause behind filler words, reordered or cut short. Unrelated
     /// chunks differ by ~32 bits. 0: only index matches (`max_hamming`) count.
     pub loose_hamming: u32,
+    /// A chunk shared with another account's text that is not linked to this one (a
+    /// template's synonyms leave copies short of a link) counts as repeated when it carries
+    /// this much information: a chunk of `I` nats recurs by chance in about `N e^-I` of `N`
+    /// texts. Inside one cluster every shared chunk counts.
+    pub min_repeat_info: f64,
     /// Texts counted into the rarity sketch before any is indexed (weights need a population).
     pub warmup_texts: u64,
     pub strip_urls: bool,
@@ -62,6 +67,7 @@ impl Default for CopiesConfig {
             link_share: 0.6,
             min_coverage: 0.7,
             loose_hamming: 8,
+            min_repeat_info: 24.0,
             warmup_texts: 2_000,
             strip_urls: true,
             strip_mentions: true,
@@ -93,6 +99,7 @@ impl DetectorConfig for CopiesConfig {
             || self.min_accounts < 2
             || self.max_hamming > 7
             || self.loose_hamming > 20
+            || !(self.min_repeat_info >= 0.0 && self.min_repeat_info <= 1000.0)
             || !info_ok
             || !(self.min_coverage > 0.0 && self.min_coverage <= 1.0)
             || !(self.link_share > 0.0 && self.link_share <= 1.0)
@@ -105,7 +112,7 @@ impl DetectorConfig for CopiesConfig {
             || self.max_state_bytes == 0
             || self.findings.max_members < self.min_accounts
         {
-            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, loose_hamming <= 20, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
+            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, loose_hamming <= 20, 0 <= min_repeat_info <= 1000, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
         }
         self.findings.validate()
     }

@@ -20,18 +20,21 @@ impl ChunkFps {
 }
 
 impl Copies {
-    /// Merge text `a` with the texts at `links` into one cluster; count the chunks it shares
-    /// with `weak` texts that are in that cluster too; qualify their accounts.
-    pub(super) fn link(&mut self, a: usize, links: &[usize], weak: &[(usize, u16, u16)]) -> u32 {
+    /// Merge text `a` with the texts at `links` into one cluster; mark the chunks it shares
+    /// with `weak` texts as repeated on both sides; join copies that share a chunk into one
+    /// cluster; qualify the accounts of the copies that are in a cluster. Returns the
+    /// clusters to report (their roots), `a`'s first if it has one.
+    pub(super) fn link(
+        &mut self,
+        a: usize,
+        links: &[usize],
+        weak: &[(usize, u16, u16)],
+    ) -> Vec<u32> {
         let (max_members, mut root) = (self.cfg.findings.max_members, NONE);
         for &b in links {
-            if self.texts[b].cluster == NONE {
-                let c = Cluster::new(self.texts[b].ts, self.texts[b].name.as_str());
-                self.texts[b].cluster = self.clusters.make(Cluster { texts: 1, ..c });
-            }
-            let cb = self.texts[b].cluster;
+            let cb = self.cluster_of(b);
             root = if root == NONE {
-                self.clusters.find(cb)
+                cb
             } else {
                 self.clusters.union(root, cb, max_members, MAX_LIST)
             };
@@ -40,57 +43,111 @@ impl Copies {
             c.distance_sum += u64::from(d);
             c.links += 1;
         }
-        self.texts[a].cluster = root;
-        let ts = self.texts[a].ts;
-        let c = self.clusters.get_mut(root);
-        c.texts += 1;
-        c.first = c.first.min(ts);
-        c.last = c.last.max(ts);
-        let mut also = Vec::new();
+        // A chunk another account posted is repeated, whatever the clusters: a template's
+        // synonyms leave two copies short of a link, and each of its clauses still recurs.
+        // Outside `a`'s cluster only chunks too informative to recur by chance count.
+        let rich_a = self.rich(a);
         for &(b, mine, theirs) in weak {
             let cb = self.texts[b].cluster;
-            if cb != NONE && self.clusters.find(cb) == root {
-                self.texts[b].repeated |= theirs;
-                self.texts[a].repeated |= mine;
-                also.push(b);
-            }
+            let inside = root != NONE && cb != NONE && self.clusters.find(cb) == root;
+            let (mine, theirs) = if inside {
+                (mine, theirs)
+            } else {
+                (mine & rich_a, theirs & self.rich(b))
+            };
+            self.texts[b].repeated |= theirs;
+            self.texts[a].repeated |= mine;
         }
-        for &b in links.iter().chain(&also) {
+        for &b in links {
             self.loose_repeats(a, b);
         }
-        for &t in links.iter().chain(&also).chain([&a]) {
-            let coverage = self.coverage(t);
-            if !self.texts[t].qualified && coverage >= self.cfg.min_coverage {
-                let rec = &mut self.texts[t];
-                rec.qualified = true;
-                let c = self.clusters.get_mut(root);
-                c.copies += 1;
-                c.coverage_permille += (coverage * 1000.0).round() as u64;
-                if !c.add_member(rec.account, &rec.name, max_members)
-                    && !c.member_keys.contains_key(rec.account)
-                {
-                    self.cap_hits += 1;
-                }
-                let list = if rec.comment {
-                    &mut c.targets
-                } else {
-                    &mut c.posts
-                };
-                push_bounded(list, rec.target.as_str(), MAX_LIST);
-            }
-        }
-        // Two copies of one template that share a chunk are one operation, even when
-        // the synonyms they drew leave them short of a strong link.
-        if self.texts[a].qualified {
+        // Two copies of one template that share a chunk are one operation, even when the
+        // synonyms they drew leave them short of a strong link.
+        if self.is_copy(a) {
             for &(b, _, _) in weak {
-                let cb = self.texts[b].cluster;
-                if self.texts[b].qualified && cb != NONE {
-                    root = self.clusters.union(root, cb, max_members, MAX_LIST);
+                if self.is_copy(b) {
+                    let cb = self.cluster_of(b);
+                    root = if root == NONE {
+                        cb
+                    } else {
+                        self.clusters.union(root, cb, max_members, MAX_LIST)
+                    };
                 }
             }
-            self.texts[a].cluster = root;
         }
-        root
+        if root != NONE {
+            self.texts[a].cluster = root;
+            let ts = self.texts[a].ts;
+            let c = self.clusters.get_mut(root);
+            c.texts += 1;
+            c.first = c.first.min(ts);
+            c.last = c.last.max(ts);
+        }
+        let mut roots = Vec::new();
+        let touched = std::iter::once(a)
+            .chain(links.iter().copied())
+            .chain(weak.iter().map(|w| w.0));
+        for t in touched {
+            if self.texts[t].cluster == NONE || self.texts[t].qualified {
+                continue;
+            }
+            let coverage = self.coverage(t);
+            if coverage < self.cfg.min_coverage {
+                continue;
+            }
+            let r = self.clusters.find(self.texts[t].cluster);
+            let rec = &mut self.texts[t];
+            rec.qualified = true;
+            let c = self.clusters.get_mut(r);
+            c.copies += 1;
+            c.coverage_permille += (coverage * 1000.0).round() as u64;
+            if !c.add_member(rec.account, &rec.name, max_members)
+                && !c.member_keys.contains_key(rec.account)
+            {
+                self.cap_hits += 1;
+            }
+            let list = if rec.comment {
+                &mut c.targets
+            } else {
+                &mut c.posts
+            };
+            push_bounded(list, rec.target.as_str(), MAX_LIST);
+            if r != root && !roots.contains(&r) {
+                roots.push(r);
+            }
+        }
+        if root != NONE {
+            roots.insert(0, root);
+        }
+        roots
+    }
+
+    /// Text `t`'s cluster (made for it, of one text, if it has none).
+    fn cluster_of(&mut self, t: usize) -> u32 {
+        if self.texts[t].cluster == NONE {
+            let c = Cluster::new(self.texts[t].ts, self.texts[t].name.as_str());
+            self.texts[t].cluster = self.clusters.make(Cluster { texts: 1, ..c });
+        }
+        self.clusters.find(self.texts[t].cluster)
+    }
+
+    /// Text `t`'s chunks that carry enough information to be repeated by chance rarely.
+    fn rich(&self, t: usize) -> u16 {
+        let min = self.cfg.min_repeat_info.ceil().min(f64::from(u16::MAX)) as u16;
+        let rec = &self.texts[t];
+        let start = (rec.first_clause - self.clause_base) as usize;
+        let mut mask = 0;
+        for i in 0..usize::from(rec.n_clauses) {
+            if self.clauses[start + i].info >= min {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// Whether most of text `t`'s wording was repeated by other accounts.
+    fn is_copy(&self, t: usize) -> bool {
+        self.coverage(t) >= self.cfg.min_coverage
     }
 
     /// Mark as repeated the chunks of linked texts `a` and `b` (another account's, one

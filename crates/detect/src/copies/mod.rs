@@ -74,6 +74,8 @@ struct ClauseRec {
     fp: u64,
     /// Distinct features (coverage counts them).
     feats: u16,
+    /// Information in whole nats.
+    info: u16,
 }
 
 /// Per-event buffers, kept to avoid allocating.
@@ -268,7 +270,11 @@ impl Copies {
         // File the text.
         let first_clause = self.clause_base + self.clauses.len() as u64;
         for (i, (c, &fp)) in evidence.iter().zip(&s.fps).enumerate() {
-            self.clauses.push_back(ClauseRec { fp, feats: c.feats });
+            self.clauses.push_back(ClauseRec {
+                fp,
+                feats: c.feats,
+                info: c.info,
+            });
             self.cap_hits += self
                 .index
                 .insert(fp, ((seq as u32 & SEQ_MASK) << 4) | i as u32);
@@ -289,18 +295,24 @@ impl Copies {
             qualified: false,
         });
         let a = self.texts.len() - 1;
-        if !s.links.is_empty() {
-            let root = self.link(a, &s.links, &s.weak);
-            let qualified = self.texts[a].qualified;
-            let c = self.clusters.get_mut(root);
-            if qualified && c.samples.len() < SAMPLES {
-                c.samples
-                    .push(text.chars().take(SAMPLE_CHARS).collect::<String>().into());
+        if !s.links.is_empty() || !s.weak.is_empty() {
+            let roots = self.link(a, &s.links, &s.weak);
+            if self.texts[a].cluster != NONE {
+                let root = self.clusters.find(self.texts[a].cluster);
+                let qualified = self.texts[a].qualified;
+                let c = self.clusters.get_mut(root);
+                if qualified && c.samples.len() < SAMPLES {
+                    c.samples
+                        .push(text.chars().take(SAMPLE_CHARS).collect::<String>().into());
+                }
+                if let Some(t) = topic {
+                    push_bounded(&mut c.topics, t, MAX_LIST);
+                }
             }
-            if let Some(t) = topic {
-                push_bounded(&mut c.topics, t, MAX_LIST);
+            for root in roots {
+                let root = self.clusters.find(root);
+                self.report(root, ev.ts);
             }
-            self.report(root, ev.ts);
         }
         self.scratch = s;
     }
