@@ -5,7 +5,7 @@
 //! chunk holds [`CHUNK_MIN`] features (at most [`CHUNK_MAX`]): the cuts depend on content,
 //! not position, so a cut tail or an edit changes one chunk and leaves the others as they were.
 
-use super::fingerprint::{weight, Rarity, SimHash};
+use super::fingerprint::{idf, weight, Rarity, SimHash};
 use super::text::{tokens, Strip, Token};
 
 /// Chunks kept per text; later ones are folded into the last.
@@ -31,10 +31,10 @@ pub struct Chunker {
     feats: Vec<u64>,
     ends: Vec<usize>,
     chunk: Vec<u64>,
-    /// The text's distinct features (sorted) and their document frequencies: each feature
-    /// is looked up in the sketch once, however many chunks carry it.
+    /// The text's distinct features (sorted) and their weights: each feature is looked up
+    /// in the sketch once, however many chunks carry it.
     distinct: Vec<u64>,
-    df: Vec<u16>,
+    idf: Vec<f32>,
     /// The evidence chunks of the last text read, in text order.
     pub evidence: Vec<Chunk>,
 }
@@ -66,12 +66,14 @@ impl Chunker {
         self.distinct.dedup();
         let mut info = 0.0;
         if weigh {
-            self.df.clear();
-            self.df.extend(self.distinct.iter().map(|&f| rarity.df(f)));
+            let ln_texts = rarity.ln_texts();
+            self.idf.clear();
+            self.idf
+                .extend(self.distinct.iter().map(|&f| idf(ln_texts, rarity.df(f))));
             let known = Known {
                 rarity,
                 distinct: &self.distinct,
-                df: &self.df,
+                idf: &self.idf,
             };
             let mut start = 0;
             for &end in &self.ends {
@@ -95,16 +97,16 @@ impl Chunker {
 struct Known<'a> {
     rarity: &'a Rarity,
     distinct: &'a [u64],
-    df: &'a [u16],
+    /// The weight of each of `distinct`.
+    idf: &'a [f32],
 }
 
 impl Known<'_> {
     fn idf(&self, feature: u64) -> f32 {
-        let df = self
-            .distinct
-            .binary_search(&feature)
-            .map_or_else(|_| self.rarity.df(feature), |i| self.df[i]);
-        self.rarity.idf_of(df)
+        match self.distinct.binary_search(&feature) {
+            Ok(i) => self.idf[i],
+            Err(_) => self.rarity.idf(feature),
+        }
     }
 }
 

@@ -20,6 +20,21 @@ const BLOCK: usize = 32;
 /// slow drift of document frequencies as a campaign repeats itself rarely moves a bit.
 pub const MAX_WEIGHT: i32 = 6;
 
+/// `ln(df + 1)` for the document frequencies most features have (a table, not a `ln` a
+/// feature).
+static LN_1P: std::sync::LazyLock<Box<[f32]>> =
+    std::sync::LazyLock::new(|| (0..4_096).map(|df| (df as f32 + 1.0).ln()).collect());
+
+/// The weight in nats of a feature that `df` of `e^ln_texts - 1` texts carried:
+/// `ln((texts + 1) / (df + 1))`, at least 0.
+pub fn idf(ln_texts: f32, df: u16) -> f32 {
+    let ln_df = LN_1P
+        .get(usize::from(df))
+        .copied()
+        .unwrap_or_else(|| (f32::from(df) + 1.0).ln());
+    (ln_texts - ln_df).max(0.0)
+}
+
 /// See the module docs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rarity {
@@ -79,9 +94,12 @@ impl Rarity {
 
     /// The weight of a feature that `df` texts carried.
     pub fn idf_of(&self, df: u16) -> f32 {
-        ((self.texts as f32 + 1.0) / (f32::from(df) + 1.0))
-            .ln()
-            .max(0.0)
+        idf(self.ln_texts(), df)
+    }
+
+    /// `ln(texts + 1)`: what [`idf`] takes, computed once a text.
+    pub fn ln_texts(&self) -> f32 {
+        (self.texts as f32 + 1.0).ln()
     }
 
     /// Count one text's distinct features (sorted, deduplicated by the caller).
@@ -112,42 +130,102 @@ impl Rarity {
     }
 }
 
+/// Byte `j` of `SPREAD[v]` is bit `j` of `v`: a byte of a feature spread over 8 lanes.
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut v = 0;
+    while v < 256 {
+        let mut j = 0;
+        while j < 8 {
+            t[v] |= ((v as u64 >> j) & 1) << (8 * j);
+            j += 1;
+        }
+        v += 1;
+    }
+    t
+};
+
+/// Features added to the 8-bit lanes before they are folded into the sums (no lane can
+/// pass 255).
+const FOLD_EVERY: u8 = (255 / MAX_WEIGHT) as u8;
+
 /// The 64 running sums of a SimHash, and the XOR of the features added (it breaks ties:
 /// a short chunk of equally weighted features sums to exactly zero on many bits, and
 /// zeros all read as 0 would crowd fingerprints into a few index buckets).
+///
+/// Features go first into 64 byte lanes (eight `u64`s: lane `i` counts the weight of the
+/// features with bit `i` set), eight table lookups and adds a feature instead of 64; the
+/// lanes are folded into the signed sums before they could overflow and when read.
 #[derive(Debug, Clone, Copy)]
-pub struct SimHash([i32; 64], u64);
+pub struct SimHash {
+    sums: [i32; 64],
+    xor: u64,
+    lanes: [u64; 8],
+    /// Weight and features in the lanes, not yet folded.
+    lane_weight: i32,
+    lane_features: u8,
+}
 
 impl Default for SimHash {
     fn default() -> Self {
-        SimHash([0; 64], 0)
+        SimHash {
+            sums: [0; 64],
+            xor: 0,
+            lanes: [0; 8],
+            lane_weight: 0,
+            lane_features: 0,
+        }
     }
 }
 
 impl SimHash {
-    /// Add a feature with an integer weight.
+    /// Add a feature with an integer weight (1 to [`MAX_WEIGHT`]).
     pub fn add(&mut self, feature: u64, weight: i32) {
-        for (bit, sum) in self.0.iter_mut().enumerate() {
-            let sign = ((feature >> bit) & 1) as i32 * 2 - 1;
-            *sum += sign * weight;
+        debug_assert!((1..=MAX_WEIGHT).contains(&weight), "weight {weight}");
+        let w = weight as u64;
+        for (byte, lane) in self.lanes.iter_mut().enumerate() {
+            *lane += SPREAD[((feature >> (8 * byte)) & 0xFF) as usize] * w;
         }
-        self.1 ^= feature;
+        self.lane_weight += weight;
+        self.lane_features += 1;
+        self.xor ^= feature;
+        if self.lane_features == FOLD_EVERY {
+            self.fold();
+        }
+    }
+
+    /// Move the lanes into the sums: `+w` for a set bit, `-w` for a clear one.
+    fn fold(&mut self) {
+        for (bit, sum) in self.sums.iter_mut().enumerate() {
+            let set = ((self.lanes[bit / 8] >> (8 * (bit % 8))) & 0xFF) as i32;
+            *sum += 2 * set - self.lane_weight;
+        }
+        self.lanes = [0; 8];
+        self.lane_weight = 0;
+        self.lane_features = 0;
     }
 
     /// Add another SimHash's sums (a clause's into its text's).
     pub fn merge(&mut self, other: &SimHash) {
-        for (a, b) in self.0.iter_mut().zip(other.0) {
+        let mut other = *other;
+        other.fold();
+        self.fold();
+        for (a, b) in self.sums.iter_mut().zip(other.sums) {
             *a += b;
         }
-        self.1 ^= other.1;
+        self.xor ^= other.xor;
     }
 
     /// The fingerprint: bit `i` is set when sum `i` is positive (on a tie, as in the XOR).
     pub fn fingerprint(&self) -> u64 {
-        self.0.iter().enumerate().fold(0, |fp, (bit, &sum)| {
-            let set = sum > 0 || (sum == 0 && (self.1 >> bit) & 1 == 1);
-            fp | (u64::from(set) << bit)
-        })
+        let mut folded = *self;
+        folded.fold();
+        let (mut positive, mut zero) = (0u64, 0u64);
+        for (bit, &sum) in folded.sums.iter().enumerate() {
+            positive |= u64::from(sum > 0) << bit;
+            zero |= u64::from(sum == 0) << bit;
+        }
+        positive | (zero & folded.xor)
     }
 }
 
@@ -182,6 +260,36 @@ mod tests {
         // One halving at 1,000 texts: 600 + 600 counted, 700 left.
         assert_eq!(r.texts(), 700);
         assert!(r.idf(f(1)) < 0.1);
+    }
+
+    #[test]
+    fn the_lanes_give_the_sums_of_the_definition() {
+        // Charikar's sums bit by bit, against the lanes, past several folds.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut plain = [0i32; 64];
+        let mut xor = 0;
+        let mut s = SimHash::default();
+        for i in 0..500 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = 1 + (i % MAX_WEIGHT);
+            for (bit, sum) in plain.iter_mut().enumerate() {
+                *sum += if (x >> bit) & 1 == 1 { w } else { -w };
+            }
+            xor ^= x;
+            s.add(x, w);
+            if i % 37 == 0 {
+                let mut folded = s;
+                folded.fold();
+                assert_eq!(folded.sums, plain, "after {i} features");
+                let want = (0..64).fold(0u64, |fp, bit| {
+                    let set = plain[bit] > 0 || (plain[bit] == 0 && (xor >> bit) & 1 == 1);
+                    fp | (u64::from(set) << bit)
+                });
+                assert_eq!(s.fingerprint(), want);
+            }
+        }
     }
 
     #[test]
