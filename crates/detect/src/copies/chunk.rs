@@ -125,6 +125,7 @@ fn unit(known: &Known<'_>, min_info: f64, feats: &mut Vec<u64>, evidence: &mut V
     if info < min_info {
         return 0.0;
     }
+    sums.fold();
     let n = feats.len().min(usize::from(u16::MAX)) as u16;
     let nats = info.min(f64::from(u16::MAX)) as u16;
     if evidence.len() < MAX_CHUNKS {

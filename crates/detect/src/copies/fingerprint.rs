@@ -194,11 +194,16 @@ impl SimHash {
         }
     }
 
-    /// Move the lanes into the sums: `+w` for a set bit, `-w` for a clear one.
-    fn fold(&mut self) {
-        for (bit, sum) in self.sums.iter_mut().enumerate() {
-            let set = ((self.lanes[bit / 8] >> (8 * (bit % 8))) & 0xFF) as i32;
-            *sum += 2 * set - self.lane_weight;
+    /// Move the lanes into the sums: `+w` for a set bit, `-w` for a clear one. Done once
+    /// a chunk is complete ([`SimHash::fold`] is cheap on folded sums).
+    pub fn fold(&mut self) {
+        if self.lane_features == 0 {
+            return;
+        }
+        for (sums, lane) in self.sums.chunks_exact_mut(8).zip(self.lanes) {
+            for (sum, set) in sums.iter_mut().zip(lane.to_le_bytes()) {
+                *sum += 2 * i32::from(set) - self.lane_weight;
+            }
         }
         self.lanes = [0; 8];
         self.lane_weight = 0;
