@@ -252,70 +252,17 @@ fn a_template_whose_copies_share_few_clauses_pair_by_pair_is_still_found() {
 
 #[test]
 fn chatter_from_a_small_vocabulary_is_not_a_campaign() {
-    // 100,000 accounts (the window of a 300k-account stream) writing 4 to 6 words each from
-    // 50 (Chinese: every two characters are a feature): short phrases recur by chance.
-    const WORDS: [&str; 50] = [
-        "今天",
-        "天气",
-        "真的",
-        "不错",
-        "我们",
-        "一起",
-        "吃饭",
-        "电影",
-        "好看",
-        "工作",
-        "太累了",
-        "周末",
-        "计划",
-        "旅行",
-        "北京",
-        "上海",
-        "朋友",
-        "推荐",
-        "这家",
-        "咖啡",
-        "味道",
-        "一般",
-        "新闻",
-        "看到",
-        "觉得",
-        "有点",
-        "意思",
-        "明天",
-        "考试",
-        "加油",
-        "学习",
-        "音乐",
-        "门票",
-        "猫咪",
-        "可爱",
-        "下雨",
-        "地铁",
-        "好挤",
-        "晚饭",
-        "手机",
-        "演唱会",
-        "抢不到",
-        "红烧肉",
-        "没电",
-        "比赛",
-        "赢了",
-        "篮球",
-        "跑步",
-        "做了",
-        "去",
-    ];
+    use rand_chacha::rand_core::SeedableRng;
+    // The simulator's organic sentences (3 to 12 words from 50 a language) from 100,000
+    // accounts, the window of a 300k-account stream: short phrases recur by chance.
     let small = |min_repeat_info: f64| {
         let mut cfg = DetectorsConfig::only("copies");
         cfg.copies.min_repeat_info = min_repeat_info;
         let mut script = chatter(3_000);
-        for i in 0..100_000usize {
-            let n = 4 + pick(i as u64 * 31, 3);
-            let words: Vec<&str> = (0..n)
-                .map(|j| WORDS[pick((i * 64 + j) as u64 + 7, WORDS.len())])
-                .collect();
-            script.push((400 + i as i64 / 20, format!("person{i}"), words.concat()));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for i in 0..400_000usize {
+            let text = levee_sim::text::sentence(&mut rng, 3, 12);
+            script.push((400 + i as i64 / 40, format!("person{i}"), text));
         }
         check(&cfg, script).0
     };
