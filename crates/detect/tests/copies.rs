@@ -131,6 +131,19 @@ fn a_flood_of_one_text_stays_bounded_and_is_counted() {
     assert!(stats.bytes() < 64 << 20, "{} bytes", stats.bytes());
 }
 
+/// Forty accounts post `text(i)` after the chatter: how many the (one) alert names.
+fn named_of_40(cfg: &DetectorsConfig, text: impl Fn(usize) -> String) -> usize {
+    let mut script = chatter(3_000);
+    for i in 0..40 {
+        script.push((400 + i as i64, format!("bot{i:02}"), text(i)));
+    }
+    let (alerts, _) = check(cfg, script);
+    let ids: std::collections::BTreeSet<&str> =
+        alerts.iter().map(|a| a.alert_id.as_str()).collect();
+    assert!(ids.len() <= 1, "one operation, {} alert ids", ids.len());
+    alerts.last().map_or(0, |a| a.accounts.len())
+}
+
 /// The heavy disguise: a few filler words in front, the first clause moved to the end, the
 /// tail sometimes cut. Chunks a few bits off the template's still count (`loose_hamming`).
 #[test]
@@ -155,12 +168,7 @@ fn a_template_behind_filler_words_and_reordered_clauses_is_still_found() {
     let named = |loose: u32| {
         let mut cfg = DetectorsConfig::only("copies");
         cfg.copies.loose_hamming = loose;
-        let mut script = chatter(3_000);
-        for i in 0..40 {
-            script.push((400 + i as i64, format!("bot{i:02}"), heavy(i)));
-        }
-        let (alerts, _) = check(&cfg, script);
-        alerts.last().map_or(0, |a| a.accounts.len())
+        named_of_40(&cfg, heavy)
     };
     let (strict, loose) = (named(0), named(8));
     assert_eq!(loose, 40, "every copier named with loose_hamming 8");
@@ -232,15 +240,7 @@ fn a_template_whose_copies_share_few_clauses_pair_by_pair_is_still_found() {
     let named = |min_repeat_info: f64| {
         let mut cfg = DetectorsConfig::only("copies");
         cfg.copies.min_repeat_info = min_repeat_info;
-        let mut script = chatter(3_000);
-        for i in 0..40 {
-            script.push((400 + i as i64, format!("bot{i:02}"), synonym_template(i)));
-        }
-        let (alerts, _) = check(&cfg, script);
-        let ids: std::collections::BTreeSet<&str> =
-            alerts.iter().map(|a| a.alert_id.as_str()).collect();
-        assert!(ids.len() <= 1, "one operation, {} alert ids", ids.len());
-        alerts.last().map_or(0, |a| a.accounts.len())
+        named_of_40(&cfg, synonym_template)
     };
     // With repeats counted only inside a cluster (no chunk carries 1,000 nats), pairs short
     // of a link leave copies out.
