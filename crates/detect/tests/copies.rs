@@ -191,40 +191,40 @@ fn pick(seed: u64, n: usize) -> usize {
 fn synonym_template(i: usize) -> String {
     const CLAUSES: [[&str; 4]; 6] = [
         [
-            "grab the zentrix blender today",
-            "order your zentrix blender now",
-            "pick up a zentrix blender quickly",
-            "zentrix blenders are finally back",
+            "grab the zentrix blender today before summer prices climb",
+            "order your zentrix blender now while warehouse stock lasts",
+            "pick up a zentrix blender quickly during this weekend promotion",
+            "zentrix blenders are finally back on shelves across every region",
         ],
         [
-            "it crushes frozen mango effortlessly",
-            "frozen mango turns silky within seconds",
-            "even frozen mango becomes velvet smooth",
-            "ice and mango vanish into cream",
+            "it crushes frozen mango effortlessly without any stalling or noise",
+            "frozen mango turns silky within seconds even straight from freezer",
+            "even frozen mango becomes velvet smooth after one short pulse",
+            "ice and mango vanish into cream faster than promised anywhere",
         ],
         [
-            "our family kitchen loves every smoothie",
-            "my whole household adores breakfast shakes",
-            "the kids request peanut shakes daily",
-            "grandma blends kale juice each morning",
+            "our family kitchen loves every smoothie recipe from its booklet",
+            "my whole household adores breakfast shakes made before school runs",
+            "the kids request peanut shakes daily after football practice ends",
+            "grandma blends kale juice each morning beside her garden window",
         ],
         [
-            "shipping arrived before tuesday lunch",
-            "delivery showed up early monday",
-            "the courier came within twenty hours",
-            "my parcel landed overnight intact",
+            "shipping arrived before tuesday lunch in sturdy recycled cardboard packaging",
+            "delivery showed up early monday with tracking updates every hour",
+            "the courier came within twenty hours carrying two spare gaskets",
+            "my parcel landed overnight intact despite heavy winter storms nearby",
         ],
         [
-            "the motor hums quietly compared with others",
-            "cleaning takes barely half a minute",
-            "glass jug feels sturdy and heavy",
-            "six speeds cover soups through sorbet",
+            "the motor hums quietly compared with others costing twice as much",
+            "cleaning takes barely half a minute under warm running tap water",
+            "glass jug feels sturdy and heavy yet pours cleanly without drips",
+            "six speeds cover soups through sorbet plus crushed nuts and seeds",
         ],
         [
-            "coupon zenblend saves plenty",
-            "promo zenblend cuts the price",
-            "use zenblend at checkout",
-            "zenblend code still works tonight",
+            "coupon zenblend saves plenty when entered at final checkout screen",
+            "promo zenblend cuts the price further for returning loyal members",
+            "use zenblend at checkout to unlock free express shipping upgrades",
+            "zenblend code still works tonight for orders placed before midnight",
         ],
     ];
     let parts: Vec<&str> = CLAUSES
@@ -237,8 +237,11 @@ fn synonym_template(i: usize) -> String {
 
 #[test]
 fn a_template_whose_copies_share_few_clauses_pair_by_pair_is_still_found() {
+    // 3,000 texts of chatter cap a word's weight at ~8 nats (a stream of millions: ~14),
+    // so the link bound is scaled down with the population here.
     let named = |min_repeat_info: f64| {
         let mut cfg = DetectorsConfig::only("copies");
+        cfg.copies.min_link_info = 24.0;
         cfg.copies.min_repeat_info = min_repeat_info;
         named_of_40(&cfg, synonym_template)
     };
@@ -255,9 +258,10 @@ fn chatter_from_a_small_vocabulary_is_not_a_campaign() {
     use rand_chacha::rand_core::SeedableRng;
     // The simulator's organic sentences (3 to 12 words from 50 a language) from 100,000
     // accounts, the window of a 300k-account stream: short phrases recur by chance.
-    let small = |min_repeat_info: f64| {
+    let small = |min_info: f64| {
         let mut cfg = DetectorsConfig::only("copies");
-        cfg.copies.min_repeat_info = min_repeat_info;
+        cfg.copies.min_repeat_info = min_info;
+        cfg.copies.min_link_info = min_info;
         let mut script = chatter(3_000);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         for i in 0..400_000usize {
@@ -266,16 +270,16 @@ fn chatter_from_a_small_vocabulary_is_not_a_campaign() {
         }
         check(&cfg, script).0
     };
-    let alerts = small(24.0);
+    let alerts = small(40.0);
     assert!(
         alerts.is_empty(),
         "{:?}",
         alerts.first().map(|a| &a.summary)
     );
-    // The bound is what keeps them out: with every shared chunk counted, chance repeats
-    // make "copies" of this chatter.
+    // The bounds are what keep them out: with every shared chunk counted and linking,
+    // chance repeats make "copies" of this chatter.
     assert!(
         !small(0.0).is_empty(),
-        "chance repeats alert without the bound"
+        "chance repeats alert without the bounds"
     );
 }

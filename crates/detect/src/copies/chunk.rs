@@ -152,6 +152,22 @@ pub fn masked_feats(evidence: &[Chunk], mask: u16) -> u64 {
         .sum()
 }
 
+/// Information (whole nats) of the chunks of `evidence` in `mask`.
+pub fn masked_info(evidence: &[Chunk], mask: u16) -> u32 {
+    evidence
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, c)| u32::from(c.info))
+        .sum()
+}
+
+/// A configured information bound in whole nats (rounded up), as chunks carry theirs
+/// (rounded down): a chunk meets it only if its information does.
+pub fn nats(bound: f64) -> u32 {
+    bound.ceil().clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
 /// Index hits `(earlier text, its chunk, my chunk)`, sorted by earlier text, grouped: for
 /// each earlier text, the masks of my chunks and of its chunks that matched.
 pub fn shared_chunks(hits: &[(usize, u8, u8)]) -> impl Iterator<Item = (usize, u16, u16)> + '_ {

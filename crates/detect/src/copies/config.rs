@@ -22,6 +22,10 @@ pub struct CopiesConfig {
     /// Two texts are linked when the chunks they share hold this share of either one's
     /// evidence features (a chance repeat of one phrase between long texts is not a link).
     pub link_share: f64,
+    /// ...and carry this much information (nats): a chunk of `I` nats recurs by chance in
+    /// about `N e^-I` of the `N` texts of a window, more for common words (their bigrams
+    /// are not independent), so short texts of common words are not linked by one phrase.
+    pub min_link_info: f64,
     /// A text qualifies its account when this share of its evidence features lies in
     /// clauses other accounts repeated.
     pub min_coverage: f64,
@@ -65,9 +69,10 @@ impl Default for CopiesConfig {
             min_clause_info: 12.0,
             min_text_info: 24.0,
             link_share: 0.6,
+            min_link_info: 40.0,
             min_coverage: 0.7,
             loose_hamming: 8,
-            min_repeat_info: 24.0,
+            min_repeat_info: 40.0,
             warmup_texts: 2_000,
             strip_urls: true,
             strip_mentions: true,
@@ -100,6 +105,7 @@ impl DetectorConfig for CopiesConfig {
             || self.max_hamming > 7
             || self.loose_hamming > 20
             || !(self.min_repeat_info >= 0.0 && self.min_repeat_info <= 1000.0)
+            || !(self.min_link_info >= 0.0 && self.min_link_info <= 1000.0)
             || !info_ok
             || !(self.min_coverage > 0.0 && self.min_coverage <= 1.0)
             || !(self.link_share > 0.0 && self.link_share <= 1.0)
@@ -112,7 +118,7 @@ impl DetectorConfig for CopiesConfig {
             || self.max_state_bytes == 0
             || self.findings.max_members < self.min_accounts
         {
-            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, loose_hamming <= 20, 0 <= min_repeat_info <= 1000, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
+            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, loose_hamming <= 20, 0 <= min_repeat_info <= 1000, 0 <= min_link_info <= 1000, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
         }
         self.findings.validate()
     }

@@ -133,12 +133,12 @@ impl Copies {
 
     /// Text `t`'s chunks that carry enough information to be repeated by chance rarely.
     fn rich(&self, t: usize) -> u16 {
-        let min = self.cfg.min_repeat_info.ceil().min(f64::from(u16::MAX)) as u16;
+        let min = super::chunk::nats(self.cfg.min_repeat_info);
         let rec = &self.texts[t];
         let start = (rec.first_clause - self.clause_base) as usize;
         let mut mask = 0;
         for i in 0..usize::from(rec.n_clauses) {
-            if self.clauses[start + i].info >= min {
+            if u32::from(self.clauses[start + i].info) >= min {
                 mask |= 1 << i;
             }
         }

@@ -28,7 +28,8 @@ use crate::name::Name;
 use crate::profile::Profiles;
 use crate::ring::Ring;
 use chunk::{
-    linked, loose_masks, masked_feats, shared_chunks, template_features, Chunker, MAX_CHUNKS,
+    linked, loose_masks, masked_feats, masked_info, nats, shared_chunks, template_features,
+    Chunker, MAX_CHUNKS,
 };
 use cluster::{push_bounded, Clusters, NONE, SAMPLES, SAMPLE_CHARS};
 pub use config::CopiesConfig;
@@ -233,6 +234,7 @@ impl Copies {
         // Per earlier text of another account: which of our chunks matched which of its.
         s.hits.sort_unstable_by_key(|&(off, _, mine)| (off, mine));
         let total_a: u64 = evidence.iter().map(|c| u64::from(c.feats)).sum();
+        let min_link = nats(self.cfg.min_link_info);
         for (off, mine, theirs) in shared_chunks(&s.hits) {
             if self.texts[off].account == key {
                 continue;
@@ -240,11 +242,12 @@ impl Copies {
             let share = |mine: u16, theirs: u16| {
                 let (shared_b, total_b) = self.feats(off, theirs);
                 let shared_a = masked_feats(evidence, mine);
-                linked(
-                    (shared_a, total_a),
-                    (shared_b, total_b),
-                    self.cfg.link_share,
-                )
+                masked_info(evidence, mine) >= min_link
+                    && linked(
+                        (shared_a, total_a),
+                        (shared_b, total_b),
+                        self.cfg.link_share,
+                    )
             };
             let (mut mine, mut theirs) = (mine, theirs);
             let mut is_link = share(mine, theirs);
