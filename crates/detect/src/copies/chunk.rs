@@ -142,24 +142,23 @@ fn unit(known: &Known<'_>, min_info: f64, feats: &mut Vec<u64>, evidence: &mut V
     info
 }
 
-/// Features of the chunks of `evidence` in `mask`.
-pub fn masked_feats(evidence: &[Chunk], mask: u16) -> u64 {
+/// The chunks of `evidence` in `mask`.
+fn masked(evidence: &[Chunk], mask: u16) -> impl Iterator<Item = &Chunk> {
     evidence
         .iter()
         .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, c)| u64::from(c.feats))
-        .sum()
+        .filter(move |(i, _)| mask & (1 << i) != 0)
+        .map(|(_, c)| c)
+}
+
+/// Features of the chunks of `evidence` in `mask`.
+pub fn masked_feats(evidence: &[Chunk], mask: u16) -> u64 {
+    masked(evidence, mask).map(|c| u64::from(c.feats)).sum()
 }
 
 /// Information (whole nats) of the chunks of `evidence` in `mask`.
 pub fn masked_info(evidence: &[Chunk], mask: u16) -> u32 {
-    evidence
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, c)| u32::from(c.info))
-        .sum()
+    masked(evidence, mask).map(|c| u32::from(c.info)).sum()
 }
 
 /// A configured information bound in whole nats (rounded up), as chunks carry theirs

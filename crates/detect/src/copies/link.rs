@@ -4,7 +4,7 @@
 
 use super::chunk::{loose_masks, MAX_CHUNKS};
 use super::cluster::{push_bounded, Cluster, NONE};
-use super::{Copies, MAX_LIST};
+use super::{ClauseRec, Copies, MAX_LIST};
 
 /// A text's chunk fingerprints, without an allocation.
 #[derive(Default)]
@@ -134,15 +134,10 @@ impl Copies {
     /// Text `t`'s chunks that carry enough information to be repeated by chance rarely.
     fn rich(&self, t: usize) -> u16 {
         let min = super::chunk::nats(self.cfg.min_repeat_info);
-        let rec = &self.texts[t];
-        let start = (rec.first_clause - self.clause_base) as usize;
-        let mut mask = 0;
-        for i in 0..usize::from(rec.n_clauses) {
-            if u32::from(self.clauses[start + i].info) >= min {
-                mask |= 1 << i;
-            }
-        }
-        mask
+        self.clause_recs(t)
+            .enumerate()
+            .filter(|(_, c)| u32::from(c.info) >= min)
+            .fold(0, |mask, (i, _)| mask | 1 << i)
     }
 
     /// Whether most of text `t`'s wording was repeated by other accounts.
@@ -164,25 +159,27 @@ impl Copies {
         self.texts[b].repeated |= mb;
     }
 
-    /// The chunk fingerprints of text `t`.
-    pub(super) fn chunk_fps(&self, t: usize) -> ChunkFps {
+    /// Text `t`'s chunk records, in text order.
+    fn clause_recs(&self, t: usize) -> impl Iterator<Item = &ClauseRec> {
         let rec = &self.texts[t];
         let start = (rec.first_clause - self.clause_base) as usize;
+        (start..start + usize::from(rec.n_clauses)).map(|i| &self.clauses[i])
+    }
+
+    /// The chunk fingerprints of text `t`.
+    pub(super) fn chunk_fps(&self, t: usize) -> ChunkFps {
         let mut out = ChunkFps::default();
-        for i in 0..usize::from(rec.n_clauses) {
-            out.fps[i] = self.clauses[start + i].fp;
+        for (i, c) in self.clause_recs(t).enumerate() {
+            out.fps[i] = c.fp;
         }
-        out.n = rec.n_clauses;
+        out.n = self.texts[t].n_clauses;
         out
     }
 
     /// Features of text `t`'s chunks in `mask`, and of all its chunks.
     pub(super) fn feats(&self, t: usize, mask: u16) -> (u64, u64) {
-        let rec = &self.texts[t];
-        let start = (rec.first_clause - self.clause_base) as usize;
         let (mut all, mut some) = (0u64, 0u64);
-        for i in 0..usize::from(rec.n_clauses) {
-            let c = &self.clauses[start + i];
+        for (i, c) in self.clause_recs(t).enumerate() {
             all += u64::from(c.feats);
             if mask & (1 << i) != 0 {
                 some += u64::from(c.feats);
