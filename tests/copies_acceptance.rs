@@ -35,14 +35,8 @@ fn check(scenario: ScenarioConfig) {
         .collect();
     assert_eq!(campaigns.len(), 5, "seed {seed}: five campaigns planted");
     for g in campaigns {
-        // Heavy disguise (clauses reordered, filler in front) is detected, not yet at the
-        // 0.95 member recall of the other levels per campaign (0.88-1.0 on these seeds, the
-        // heavy level as a whole 0.91-0.99): see docs/detectors/copies.md.
-        let bar = if g.variant.ends_with("_heavy") {
-            0.85
-        } else {
-            0.95
-        };
+        // Every level, heavy disguise included (clauses reordered, filler in front).
+        let bar = 0.95;
         assert!(
             g.recall >= bar,
             "seed {seed}: {} ({}) recall {:.3} < {bar}",

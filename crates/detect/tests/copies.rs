@@ -283,3 +283,70 @@ fn chatter_from_a_small_vocabulary_is_not_a_campaign() {
         "chance repeats alert without the bounds"
     );
 }
+
+/// Four clauses of five words, each in one of four wordings. Copy 0 is wording 0
+/// throughout; copies 1 to 12 change one clause of it (they link to copy 0: one cluster
+/// holding every wording); the rest follow a parity code (the fourth wording follows from
+/// the first three), so two of them share at most two clauses and most share half of
+/// their clauses or less with any one earlier copy, yet each clause recurs in the cluster.
+fn parity_template(i: usize) -> String {
+    const CLAUSES: [[&str; 4]; 4] = [
+        [
+            "huge sale at shopnow today",
+            "massive discount at shopnow tonight",
+            "big savings at shopnow now",
+            "special deal at shopnow weekend",
+        ],
+        [
+            "every laptop is half price",
+            "each phone costs half now",
+            "all tablets are fifty off",
+            "any camera is deeply cut",
+        ],
+        [
+            "fast delivery to your door",
+            "free shipping to your home",
+            "quick courier to your office",
+            "express parcel to your flat",
+        ],
+        [
+            "click the link before stock",
+            "tap the button while supplies",
+            "follow the url until midnight",
+            "open the page before closing",
+        ],
+    ];
+    let w = match i {
+        0 => [0; 4],
+        1..=12 => {
+            let mut w = [0; 4];
+            w[(i - 1) / 3] = (i - 1) % 3 + 1;
+            w
+        }
+        _ => {
+            let j = i - 12;
+            let (a, b, c) = (j % 4, j / 4 % 4, j / 16 % 4);
+            [a, b, c, (a + b + c) % 4]
+        }
+    };
+    let parts: Vec<&str> = (0..4).map(|k| CLAUSES[k][w[k]]).collect();
+    parts.join(", ")
+}
+
+#[test]
+fn copies_that_share_half_with_any_other_are_found_through_their_cluster() {
+    let clauses = |i: usize| {
+        parity_template(i)
+            .split(", ")
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for i in 13..40 {
+        for j in 13..i {
+            let shared = clauses(i).iter().filter(|c| clauses(j).contains(c)).count();
+            assert!(shared <= 2, "{i} / {j}");
+        }
+    }
+    let found = named_of_40(&DetectorsConfig::only("copies"), parity_template);
+    assert!(found >= 38, "{found} of 40 copiers named");
+}

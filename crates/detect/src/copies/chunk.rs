@@ -1,9 +1,12 @@
 //! Chunks: a text cut into clauses and content-defined chunks, each weighed by rarity and
 //! fingerprinted; the ones that carry enough information are the text's evidence.
 //!
-//! A clause is cut further after a feature whose hash is 0 modulo [`CHUNK_EVERY`] once the
-//! chunk holds [`CHUNK_MIN`] features (at most [`CHUNK_MAX`]): the cuts depend on content,
-//! not position, so a cut tail or an edit changes one chunk and leaves the others as they were.
+//! A clause is first cut at its gaps (white space next to CJK text, see [`Token::Gap`])
+//! unless it has more than [`MAX_GAPS`] (text spaced out character by character), then
+//! after a feature whose hash is 0 modulo [`CHUNK_EVERY`] once the chunk holds
+//! [`CHUNK_MIN`] features (at most [`CHUNK_MAX`]): the cuts depend on content, not
+//! position, so a cut tail, an edit or words put in front change one chunk and leave the
+//! others as they were.
 
 use super::fingerprint::{idf, weight, Rarity, SimHash};
 use super::text::{tokens, Strip, Token};
@@ -14,6 +17,8 @@ pub const MAX_CHUNKS: usize = 16;
 const CHUNK_MIN: usize = 4;
 const CHUNK_MAX: usize = 24;
 const CHUNK_EVERY: u64 = 8;
+/// A clause with more gaps than this is not cut at them.
+const MAX_GAPS: usize = 2;
 
 /// One chunk that carries evidence.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +35,8 @@ pub struct Chunk {
 pub struct Chunker {
     feats: Vec<u64>,
     ends: Vec<usize>,
+    /// Where the gaps are, as feature positions.
+    gaps: Vec<usize>,
     chunk: Vec<u64>,
     /// The text's distinct features (sorted) and their weights: each feature is looked up
     /// in the sketch once, however many chunks carry it.
@@ -53,10 +60,12 @@ impl Chunker {
     ) -> f64 {
         self.feats.clear();
         self.ends.clear();
+        self.gaps.clear();
         self.evidence.clear();
-        let (feats, ends) = (&mut self.feats, &mut self.ends);
+        let (feats, ends, gaps) = (&mut self.feats, &mut self.ends, &mut self.gaps);
         tokens(text, strip, |t| match t {
             Token::Break => ends.push(feats.len()),
+            Token::Gap => gaps.push(feats.len()),
             t => feats.push(t.hash()),
         });
         ends.push(feats.len());
@@ -77,13 +86,22 @@ impl Chunker {
             };
             let mut start = 0;
             for &end in &self.ends {
+                let inside = || self.gaps.iter().filter(|&&g| start < g && g < end);
+                let mut cuts = [end; MAX_GAPS + 1];
+                if inside().count() <= MAX_GAPS {
+                    for (cut, &g) in cuts.iter_mut().zip(inside()) {
+                        *cut = g;
+                    }
+                }
                 let mut at = start;
-                while at < end {
-                    let len = chunk_len(&self.feats[at..end]);
-                    self.chunk.clear();
-                    self.chunk.extend_from_slice(&self.feats[at..at + len]);
-                    at += len;
-                    info += unit(&known, min_info, &mut self.chunk, &mut self.evidence);
+                for &cut in &cuts {
+                    while at < cut {
+                        let len = chunk_len(&self.feats[at..cut]);
+                        self.chunk.clear();
+                        self.chunk.extend_from_slice(&self.feats[at..at + len]);
+                        at += len;
+                        info += unit(&known, min_info, &mut self.chunk, &mut self.evidence);
+                    }
                 }
                 start = end;
             }
@@ -221,7 +239,7 @@ fn chunk_len(feats: &[u64]) -> usize {
 pub fn template_features(rarity: &Rarity, strip: Strip, sample: &str) -> Vec<Box<str>> {
     let mut feats: Vec<(u32, String)> = Vec::new();
     tokens(sample, strip, |t| {
-        if t != Token::Break {
+        if t.is_feature() {
             feats.push(((rarity.idf(t.hash()) * 100.0) as u32, t.display()));
         }
     });
@@ -233,6 +251,34 @@ pub fn template_features(rarity: &Rarity, strip: Strip, sample: &str) -> Vec<Box
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The chunk fingerprints of `text` (everything weighed as new).
+    fn chunks(text: &str) -> Vec<u64> {
+        let strip = Strip {
+            urls: true,
+            mentions: true,
+            hashtags: true,
+        };
+        let mut c = Chunker::default();
+        c.read(text, strip, &mut Rarity::new(16, 1 << 20), true, 0.0);
+        c.evidence.iter().map(|e| e.sums.fingerprint()).collect()
+    }
+
+    #[test]
+    fn words_set_off_in_front_of_a_chinese_clause_stay_out_of_its_chunks() {
+        let plain = chunks("这款精华确实好用，用了七天皮肤嫩了很多");
+        let behind = chunks("手机 这款精华确实好用，用了七天皮肤嫩了很多");
+        assert_eq!(plain.len() + 1, behind.len(), "{plain:x?} {behind:x?}");
+        assert_eq!(plain[..], behind[1..], "the filler is a chunk of its own");
+        // Glued on, it is part of the first clause's chunk.
+        let glued = chunks("手机这款精华确实好用，用了七天皮肤嫩了很多");
+        assert_ne!(plain[0], glued[0]);
+        // Spaced out character by character, the gaps are not cuts.
+        assert_eq!(
+            chunks("这 款 精 华 确 实 好 用"),
+            chunks("这款精华确实好用")
+        );
+    }
 
     #[test]
     fn loose_masks_pair_chunks_within_the_bound_only() {

@@ -2,9 +2,9 @@
 //! accounts repeated (exactly, or within `loose_hamming` bits), and the coverage that makes a
 //! text a copy and its account a member.
 
-use super::chunk::{loose_masks, MAX_CHUNKS};
+use super::chunk::{linked, loose_masks, masked_feats, masked_info, nats, Chunk, MAX_CHUNKS};
 use super::cluster::{push_bounded, Cluster, NONE};
-use super::{ClauseRec, Copies, MAX_LIST};
+use super::{ClauseRec, Copies, Scratch, MAX_LIST};
 
 /// A text's chunk fingerprints, without an allocation.
 #[derive(Default)]
@@ -122,6 +122,47 @@ impl Copies {
         roots
     }
 
+    /// A new text (its `evidence`, `total` features) linked to a cluster as a whole: a
+    /// template's synonyms can leave each copy short of a link with any one other copy
+    /// while each of its chunks recurs in some text of one cluster. When the chunks it
+    /// shares with two or more texts of one cluster hold `link_share` of its features and
+    /// `min_link_info`, those texts become links (moved from `s.weak` to `s.links`, the
+    /// shared chunks repeated on both sides). Returns the new text's chunks so repeated.
+    pub(super) fn cluster_links(&mut self, evidence: &[Chunk], total: u64, s: &mut Scratch) -> u16 {
+        s.by_root.clear();
+        for (i, &(b, _, _)) in s.weak.iter().enumerate() {
+            let cb = self.texts[b].cluster;
+            if cb != NONE {
+                s.by_root.push((self.clusters.find(cb), i));
+            }
+        }
+        if s.by_root.len() < 2 {
+            return 0;
+        }
+        s.by_root.sort_unstable();
+        let min_link = nats(self.cfg.min_link_info);
+        let mut repeated = 0u16;
+        for group in s.by_root.chunk_by(|x, y| x.0 == y.0) {
+            let mine = group.iter().fold(0u16, |m, &(_, i)| m | s.weak[i].1);
+            let shared = (masked_feats(evidence, mine), total);
+            if group.len() < 2
+                || masked_info(evidence, mine) < min_link
+                || !linked(shared, shared, self.cfg.link_share)
+            {
+                continue;
+            }
+            for &(_, i) in group {
+                let (b, mine, theirs) = s.weak[i];
+                self.texts[b].repeated |= theirs;
+                repeated |= mine;
+                s.links.push(b);
+                s.weak[i].0 = usize::MAX;
+            }
+        }
+        s.weak.retain(|w| w.0 != usize::MAX);
+        repeated
+    }
+
     /// Text `t`'s cluster (made for it, of one text, if it has none).
     fn cluster_of(&mut self, t: usize) -> u32 {
         if self.texts[t].cluster == NONE {
@@ -160,7 +201,7 @@ impl Copies {
     }
 
     /// Text `t`'s chunk records, in text order.
-    fn clause_recs(&self, t: usize) -> impl Iterator<Item = &ClauseRec> {
+    pub(super) fn clause_recs(&self, t: usize) -> impl Iterator<Item = &ClauseRec> {
         let rec = &self.texts[t];
         let start = (rec.first_clause - self.clause_base) as usize;
         (start..start + usize::from(rec.n_clauses)).map(|i| &self.clauses[i])

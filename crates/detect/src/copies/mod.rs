@@ -81,13 +81,15 @@ struct ClauseRec {
 
 /// Per-event buffers, kept to avoid allocating.
 #[derive(Debug, Default)]
-struct Scratch {
+pub(super) struct Scratch {
     /// The chunks' fingerprints, in text order.
-    fps: Vec<u64>,
+    pub(super) fps: Vec<u64>,
     /// Index hits: `(earlier text's offset, its chunk, our chunk)`.
-    hits: Vec<(usize, u8, u8)>,
-    links: Vec<usize>,
-    weak: Vec<(usize, u16, u16)>,
+    pub(super) hits: Vec<(usize, u8, u8)>,
+    pub(super) links: Vec<usize>,
+    pub(super) weak: Vec<(usize, u16, u16)>,
+    /// Weak partners by their cluster: `(root, index into weak)`.
+    pub(super) by_root: Vec<(u32, usize)>,
 }
 
 /// See the module docs.
@@ -211,7 +213,7 @@ impl Copies {
         if !self.index.is_built() {
             self.rebuild_index();
         }
-        let evidence = &self.chunker.evidence;
+        let evidence = std::mem::take(&mut self.chunker.evidence);
         let account = ev.account.as_ref();
         let key = key64(account);
         let seq = self.base + self.texts.len() as u64;
@@ -241,8 +243,8 @@ impl Copies {
             }
             let share = |mine: u16, theirs: u16| {
                 let (shared_b, total_b) = self.feats(off, theirs);
-                let shared_a = masked_feats(evidence, mine);
-                masked_info(evidence, mine) >= min_link
+                let shared_a = masked_feats(&evidence, mine);
+                masked_info(&evidence, mine) >= min_link
                     && linked(
                         (shared_a, total_a),
                         (shared_b, total_b),
@@ -270,6 +272,7 @@ impl Copies {
             repeated |= mine;
             s.links.push(off);
         }
+        repeated |= self.cluster_links(&evidence, total_a, &mut s);
         // File the text.
         let first_clause = self.clause_base + self.clauses.len() as u64;
         for (i, (c, &fp)) in evidence.iter().zip(&s.fps).enumerate() {
@@ -317,6 +320,7 @@ impl Copies {
                 self.report(root, ev.ts);
             }
         }
+        self.chunker.evidence = evidence;
         self.scratch = s;
     }
 

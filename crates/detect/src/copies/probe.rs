@@ -5,7 +5,7 @@
 use super::chunk::{linked, masked_feats, shared_chunks, Chunker};
 use super::fingerprint::Rarity;
 use super::index::Index;
-use super::text::{tokens, Token};
+use super::text::tokens;
 use super::{CopiesConfig, MAX_MATCHES};
 
 /// See the module docs.
@@ -42,7 +42,7 @@ impl NearDuplicates {
     pub fn features(&self, text: &str) -> Vec<u64> {
         let mut v = Vec::new();
         tokens(text, super::strip(&self.cfg), |t| {
-            if t != Token::Break {
+            if t.is_feature() {
                 v.push(t.hash());
             }
         });

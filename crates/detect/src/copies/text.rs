@@ -8,6 +8,10 @@
 //! - CJK characters (Han, kana, Hangul) form runs; a run yields its character bigrams
 //!   (a lone character, its unigram). Whitespace, emoji and symbols inside a run do not
 //!   break it, so `推荐 新款` and `推荐🔥新款` give the same bigrams as `推荐新款`.
+//! - White space next to CJK text (between two CJK characters, or between a word and a
+//!   CJK character) is a [`Token::Gap`]: no feature, but a place the chunker may cut, so
+//!   words put in front of a Chinese clause (`手机 这款精华确实好用`) stay out of its chunk.
+//!   The bigram across the gap goes with the part before it.
 //! - Letters and digits form words; a word is one feature.
 //! - Sentence punctuation (`, . ! ? ; :` after folding, `、 。`, quotes and brackets, new
 //!   lines) ends a clause. Clauses are the unit a template is rebuilt from.
@@ -36,16 +40,23 @@ pub enum Token<'a> {
     Word(&'a str),
     /// The end of a clause.
     Break,
+    /// White space next to CJK text: not a feature, a place a clause may be cut.
+    Gap,
 }
 
 impl Token<'_> {
-    /// The feature hash (stable across processes; never called on [`Token::Break`]).
+    /// Whether it is a feature (not a [`Token::Break`] or [`Token::Gap`]).
+    pub fn is_feature(&self) -> bool {
+        !matches!(self, Token::Break | Token::Gap)
+    }
+
+    /// The feature hash (stable across processes; never called on a break or gap).
     pub fn hash(&self) -> u64 {
         match *self {
             Token::Bigram(a, b) => mix((u64::from(a as u32) << 32) | u64::from(b as u32)),
             Token::Unigram(a) => mix(u64::from(a as u32) | (1 << 63)),
             Token::Word(w) => xxhash_rust::xxh3::xxh3_64(w.as_bytes()),
-            Token::Break => 0,
+            Token::Break | Token::Gap => 0,
         }
     }
 
@@ -55,7 +66,7 @@ impl Token<'_> {
             Token::Bigram(a, b) => [a, b].iter().collect(),
             Token::Unigram(a) => a.to_string(),
             Token::Word(w) => w.to_owned(),
-            Token::Break => String::new(),
+            Token::Break | Token::Gap => String::new(),
         }
     }
 }
@@ -129,6 +140,10 @@ struct Scan {
     word: String,
     /// The last CJK character of the open run, and whether the run has paired it yet.
     run: Option<(char, bool)>,
+    /// Whether the clause has a feature yet.
+    in_clause: bool,
+    /// White space since the last feature (in a clause): whether that feature was CJK.
+    space_after: Option<bool>,
 }
 
 impl Scan {
@@ -150,14 +165,26 @@ impl Scan {
     fn push(&mut self, c: char, emit: &mut impl FnMut(Token<'_>)) {
         if is_cjk(c) {
             self.end_word(emit);
+            let space = self.space_after.take().is_some();
             if let Some((prev, _)) = self.run {
                 emit(Token::Bigram(prev, c));
+                if space {
+                    emit(Token::Gap);
+                }
                 self.run = Some((c, true));
             } else {
+                if space {
+                    emit(Token::Gap);
+                }
                 self.run = Some((c, false));
             }
+            self.in_clause = true;
         } else if c.is_alphanumeric() {
             self.end_run(emit);
+            if self.space_after.take() == Some(true) {
+                emit(Token::Gap);
+            }
+            self.in_clause = true;
             if c.is_ascii() {
                 self.word.push(c.to_ascii_lowercase());
             } else {
@@ -167,8 +194,13 @@ impl Scan {
             self.end_word(emit);
             self.end_run(emit);
             emit(Token::Break);
+            self.in_clause = false;
+            self.space_after = None;
         } else {
             // Whitespace, emoji, symbols: end a word, not a CJK run.
+            if c.is_whitespace() && self.in_clause && self.space_after.is_none() {
+                self.space_after = Some(self.run.is_some());
+            }
             self.end_word(emit);
         }
     }
@@ -295,6 +327,7 @@ mod tests {
         tokens(text, ALL, |t| {
             out.push(match t {
                 Token::Break => "|".to_owned(),
+                Token::Gap => "_".to_owned(),
                 t => t.display(),
             })
         });
@@ -307,9 +340,12 @@ mod tests {
             ("今天天气", "今天 天天 天气"),
             ("Hello World!", "hello world |"),
             ("ＡＢＣ１２３，好", "abc123 | 好"),
-            ("推荐 新款🔥手机", "推荐 荐新 新款 款手 手机"),
+            ("推荐 新款🔥手机", "推荐 荐新 _ 新款 款手 手机"),
+            ("手机 这款精华，好", "手机 机这 _ 这款 款精 精华 | 好"),
+            ("cat recommend 这款 tired", "cat recommend _ 这款 _ tired"),
+            ("hello world 好", "hello world _ 好"),
             ("推\u{200b}荐\u{200d}新款", "推荐 荐新 新款"),
-            ("看 https://t.cn/abc 这个", "看这 这个"),
+            ("看 https://t.cn/abc 这个", "看这 _ 这个"),
             ("@小明 你好#话题#呀", "你好 好呀"),
             ("#tag hello @bob: hi", "hello | hi"),
             ("ﬁne Café", "fine café"),
