@@ -350,3 +350,20 @@ fn copies_that_share_half_with_any_other_are_found_through_their_cluster() {
     let found = named_of_40(&DetectorsConfig::only("copies"), parity_template);
     assert!(found >= 38, "{found} of 40 copiers named");
 }
+
+/// A few words put in front of a template's first clause, different for every copy and
+/// with no gap to cut at (English): its first chunk is still the template's without them.
+#[test]
+fn words_put_in_front_of_the_first_clause_do_not_hide_it() {
+    let a = ["went", "so", "we", "ok", "real", "hey", "wow", "look"];
+    let b = ["", " work", " friends", " talk", " guys"];
+    let text = |i: usize| {
+        format!(
+            "{}{} every laptop is half price with fast delivery to your door at shopnow, click the link before stock runs out",
+            a[i % a.len()],
+            b[i / a.len() % b.len()]
+        )
+    };
+    let found = named_of_40(&DetectorsConfig::only("copies"), text);
+    assert_eq!(found, 40, "every copier named");
+}

@@ -44,6 +44,8 @@ pub struct Chunker {
     idf: Vec<f32>,
     /// The evidence chunks of the last text read, in text order.
     pub evidence: Vec<Chunk>,
+    /// Features of the text's first chunk when it is `evidence[0]` (else 0).
+    lead: usize,
 }
 
 impl Chunker {
@@ -62,6 +64,7 @@ impl Chunker {
         self.ends.clear();
         self.gaps.clear();
         self.evidence.clear();
+        self.lead = 0;
         let (feats, ends, gaps) = (&mut self.feats, &mut self.ends, &mut self.gaps);
         tokens(text, strip, |t| match t {
             Token::Break => ends.push(feats.len()),
@@ -99,8 +102,12 @@ impl Chunker {
                         let len = chunk_len(&self.feats[at..cut]);
                         self.chunk.clear();
                         self.chunk.extend_from_slice(&self.feats[at..at + len]);
+                        let first = at == 0;
                         at += len;
                         info += unit(&known, min_info, &mut self.chunk, &mut self.evidence);
+                        if first && self.evidence.len() == 1 {
+                            self.lead = len;
+                        }
                     }
                 }
                 start = end;
@@ -108,6 +115,35 @@ impl Chunker {
         }
         rarity.count(&self.distinct);
         info
+    }
+}
+
+impl Chunker {
+    /// Fingerprints of the last text's first chunk (when it is `evidence[0]`) without its
+    /// first one, two or three features, while [`CHUNK_MIN`] remain: the chunk as it reads
+    /// without a few words put in front of it. Weighed as the chunk was.
+    pub fn lead_variants(&mut self) -> ([u64; 3], usize) {
+        let mut out = ([0u64; 3], 0);
+        for drop in 1..=3 {
+            if self.lead < drop + CHUNK_MIN {
+                break;
+            }
+            self.chunk.clear();
+            self.chunk.extend_from_slice(&self.feats[drop..self.lead]);
+            self.chunk.sort_unstable();
+            self.chunk.dedup();
+            let mut sums = SimHash::default();
+            for &f in &self.chunk {
+                let i = self.distinct.binary_search(&f);
+                debug_assert!(i.is_ok(), "a feature of the text");
+                let idf = i.map_or(0.0, |i| self.idf[i]);
+                sums.add(f, weight(idf));
+            }
+            sums.fold();
+            out.0[out.1] = sums.fingerprint();
+            out.1 += 1;
+        }
+        out
     }
 }
 

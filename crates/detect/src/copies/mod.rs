@@ -237,9 +237,25 @@ impl Copies {
         s.hits.sort_unstable_by_key(|&(off, _, mine)| (off, mine));
         let total_a: u64 = evidence.iter().map(|c| u64::from(c.feats)).sum();
         let min_link = nats(self.cfg.min_link_info);
+        let loose = self.cfg.loose_hamming;
+        let (lead, n_lead) = if s.hits.is_empty() {
+            ([0; 3], 0)
+        } else {
+            self.chunker.lead_variants()
+        };
         for (off, mine, theirs) in shared_chunks(&s.hits) {
             if self.texts[off].account == key {
                 continue;
+            }
+            let (mut mine, mut theirs) = (mine, theirs);
+            if mine & 1 == 0 && n_lead > 0 {
+                // Words put in front of the first clause: it may be theirs without them.
+                let bound = loose.max(self.cfg.max_hamming);
+                let (_, mb) = loose_masks(&lead[..n_lead], self.chunk_fps(off).as_slice(), bound);
+                if mb != 0 {
+                    mine |= 1;
+                    theirs |= mb;
+                }
             }
             let share = |mine: u16, theirs: u16| {
                 let (shared_b, total_b) = self.feats(off, theirs);
@@ -251,9 +267,7 @@ impl Copies {
                         self.cfg.link_share,
                     )
             };
-            let (mut mine, mut theirs) = (mine, theirs);
             let mut is_link = share(mine, theirs);
-            let loose = self.cfg.loose_hamming;
             if !is_link && loose > 0 {
                 // Texts that share a chunk: their other chunks may be the template's behind
                 // filler words, reordered or cut, a few bits off.
