@@ -238,20 +238,23 @@ impl Copies {
         let total_a: u64 = evidence.iter().map(|c| u64::from(c.feats)).sum();
         let min_link = nats(self.cfg.min_link_info);
         let loose = self.cfg.loose_hamming;
-        let (lead, n_lead) = if s.hits.is_empty() {
-            ([0; 3], 0)
-        } else {
-            self.chunker.lead_variants()
-        };
+        // The first chunk without its first words, computed when first needed.
+        let mut lead: Option<([u64; 3], usize)> = None;
         for (off, mine, theirs) in shared_chunks(&s.hits) {
             if self.texts[off].account == key {
                 continue;
             }
             let (mut mine, mut theirs) = (mine, theirs);
+            let (variants, n_lead) = match lead {
+                Some(v) => v,
+                None if mine & 1 == 0 => *lead.insert(self.chunker.lead_variants()),
+                None => ([0; 3], 0),
+            };
             if mine & 1 == 0 && n_lead > 0 {
                 // Words put in front of the first clause: it may be theirs without them.
                 let bound = loose.max(self.cfg.max_hamming);
-                let (_, mb) = loose_masks(&lead[..n_lead], self.chunk_fps(off).as_slice(), bound);
+                let (_, mb) =
+                    loose_masks(&variants[..n_lead], self.chunk_fps(off).as_slice(), bound);
                 if mb != 0 {
                     mine |= 1;
                     theirs |= mb;
