@@ -12,13 +12,20 @@ use super::Raw;
 use std::borrow::Cow;
 
 /// Scan `text` into a [`Raw`], or `None` to leave it to the serde path.
+#[cfg(test)]
 pub(super) fn scan(text: &str) -> Option<Raw<'_>> {
+    let mut raw = Raw::default();
+    scan_into(text, &mut raw).map(|()| raw)
+}
+
+/// [`scan`] into `raw` (empty on entry): no copy of the record's fields on the way out.
+/// On `None`, `raw` holds whatever was read before the scanner declined.
+pub(super) fn scan_into<'a>(text: &'a str, raw: &mut Raw<'a>) -> Option<()> {
     let mut s = Scanner {
         text,
         b: text.as_bytes(),
         i: 0,
     };
-    let mut raw = Raw::default();
     s.ws();
     s.eat(b'{')?;
     s.ws();
@@ -30,7 +37,7 @@ pub(super) fn scan(text: &str) -> Option<Raw<'_>> {
             s.ws();
             s.eat(b':')?;
             s.ws();
-            s.field(key, &mut raw)?;
+            s.field(key, raw)?;
             s.ws();
             match s.next()? {
                 b',' => s.ws(),
@@ -40,7 +47,7 @@ pub(super) fn scan(text: &str) -> Option<Raw<'_>> {
         }
     }
     s.ws();
-    (s.i == s.b.len()).then_some(raw)
+    (s.i == s.b.len()).then_some(())
 }
 
 /// Where the first `"`, `\\` or control character of `b` is: eight bytes a step (SWAR),

@@ -60,10 +60,10 @@ pub fn decode_text<'a>(
         return Err(err(Reason::TooLong, "record"));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| err(Reason::InvalidUtf8, "record"))?;
-    let raw = match fast::scan(text) {
-        Some(raw) => raw,
-        None => slow(text)?,
-    };
+    let mut raw = Raw::default();
+    if fast::scan_into(text, &mut raw).is_none() {
+        raw = slow(text)?;
+    }
     Ok((text, raw.validate()?))
 }
 
