@@ -201,7 +201,7 @@ impl Copies {
     }
 
     /// Text `t`'s chunk records, in text order.
-    pub(super) fn clause_recs(&self, t: usize) -> impl Iterator<Item = &ClauseRec> {
+    fn clause_recs(&self, t: usize) -> impl Iterator<Item = &ClauseRec> {
         let rec = &self.texts[t];
         let start = (rec.first_clause - self.clause_base) as usize;
         (start..start + usize::from(rec.n_clauses)).map(|i| &self.clauses[i])

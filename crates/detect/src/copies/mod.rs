@@ -4,8 +4,9 @@
 //! each clause's features are weighted by rarity and fingerprinted with a 64-bit SimHash
 //! ([`fingerprint`]). Clauses that carry enough information go into a multi-index over a
 //! sliding event-time window ([`index`]). A new text links to every earlier text of another
-//! account that has a clause within `max_hamming` bits of one of its own; links merge
-//! clusters ([`cluster`]). A text *qualifies* its account as a member once most of its
+//! account that has a clause within `max_hamming` bits of one of its own when the clauses
+//! they share carry enough of either text, or to a cluster whose texts together share
+//! enough of it; links merge clusters ([`cluster`], [`link`]). A text *qualifies* its account as a member once most of its
 //! features (`min_coverage`) lie in clauses that other accounts repeated: a template with
 //! synonyms swapped or the tail cut still qualifies, while a person quoting a headline in
 //! their own words does not (their words are theirs alone). A cluster with `min_accounts`
