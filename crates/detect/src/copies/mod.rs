@@ -6,11 +6,12 @@
 //! sliding event-time window ([`index`]). A new text links to every earlier text of another
 //! account that has a clause within `max_hamming` bits of one of its own when the clauses
 //! they share carry enough of either text, or to a cluster whose texts together share
-//! enough of it; links merge clusters ([`cluster`], [`link`]). A text *qualifies* its account as a member once most of its
-//! features (`min_coverage`) lie in clauses that other accounts repeated: a template with
-//! synonyms swapped or the tail cut still qualifies, while a person quoting a headline in
-//! their own words does not (their words are theirs alone). A cluster with `min_accounts`
-//! members is a campaign: one finding, re-emitted on material change.
+//! enough of it; links merge clusters ([`cluster`], [`link`]). A text *qualifies* its
+//! account as a member once most of its features (`min_coverage`) lie in clauses that
+//! other accounts repeated: a template with synonyms swapped or the tail cut still
+//! qualifies, while a person quoting a headline in their own words does not (their words
+//! are theirs alone). A cluster with `min_accounts` members is a campaign: one finding,
+//! re-emitted on material change.
 //!
 //! See `docs/detectors/copies.md`.
 
