@@ -223,6 +223,25 @@ fn a_second_synchronized_wave_on_one_post_is_new_evidence() {
 }
 
 #[test]
+fn a_heavy_user_who_met_a_farm_twice_is_not_one_of_its_members() {
+    let mut e = farm("bot", 0..20, 0..24, 20_000, 9);
+    // One person likes two of the farm's posts within seconds of it, and ten posts alone:
+    // two synchronized targets with every member, where members share twenty-four.
+    e.extend([3, 9].map(|j| {
+        (
+            j * 10 * MIN + 4_000,
+            "human".to_owned(),
+            format!("bot-job{j}"),
+        )
+    }));
+    e.extend((0..10).map(|i| (i * 7 * MIN + 30_000, "human".to_owned(), format!("own{i}"))));
+    let (alerts, _) = check(LockstepConfig::default(), e);
+    let last = alerts.last().expect("the farm is found");
+    assert_eq!(last.accounts.len(), 20, "{:?}", last.accounts);
+    assert!(last.accounts.iter().all(|a| a.starts_with("bot")));
+}
+
+#[test]
 fn one_off_coincidences_do_not_join_the_farm() {
     let mut e = farm("bot", 0..10, 0..6, 20_000, 5);
     // Five organic accounts each happen to engage one farm target within seconds.
