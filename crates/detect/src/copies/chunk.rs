@@ -116,9 +116,7 @@ impl Chunker {
         rarity.count(&self.distinct);
         info
     }
-}
 
-impl Chunker {
     /// Fingerprints of the last text's first chunk (when it is `evidence[0]`) without its
     /// first one, two or three features, while [`CHUNK_MIN`] remain: the chunk as it reads
     /// without a few words put in front of it. Weighed as the chunk was.
@@ -130,15 +128,12 @@ impl Chunker {
             }
             self.chunk.clear();
             self.chunk.extend_from_slice(&self.feats[drop..self.lead]);
-            self.chunk.sort_unstable();
-            self.chunk.dedup();
-            let mut sums = SimHash::default();
-            for &f in &self.chunk {
-                let i = self.distinct.binary_search(&f);
+            let (distinct, idf) = (&self.distinct, &self.idf);
+            let (mut sums, _) = weigh(&mut self.chunk, |f| {
+                let i = distinct.binary_search(&f);
                 debug_assert!(i.is_ok(), "a feature of the text");
-                let idf = i.map_or(0.0, |i| self.idf[i]);
-                sums.add(f, weight(idf));
-            }
+                i.map_or(0.0, |i| idf[i])
+            });
             sums.fold();
             out.0[out.1] = sums.fingerprint();
             out.1 += 1;
@@ -167,15 +162,7 @@ impl Known<'_> {
 /// Weigh and fingerprint one chunk's features; keep it in `evidence` if it carries
 /// `min_info`. Returns its information if kept.
 fn unit(known: &Known<'_>, min_info: f64, feats: &mut Vec<u64>, evidence: &mut Vec<Chunk>) -> f64 {
-    feats.sort_unstable();
-    feats.dedup();
-    let mut sums = SimHash::default();
-    let mut info = 0.0;
-    for &f in feats.iter() {
-        let idf = known.idf(f);
-        info += f64::from(idf);
-        sums.add(f, weight(idf));
-    }
+    let (mut sums, info) = weigh(feats, |f| known.idf(f));
     if info < min_info {
         return 0.0;
     }
@@ -194,6 +181,21 @@ fn unit(known: &Known<'_>, min_info: f64, feats: &mut Vec<u64>, evidence: &mut V
         last.info = last.info.saturating_add(nats);
     }
     info
+}
+
+/// The SimHash sums (not yet folded) and the information of `feats`, made distinct in
+/// place, each weighed by `idf`.
+fn weigh(feats: &mut Vec<u64>, idf: impl Fn(u64) -> f32) -> (SimHash, f64) {
+    feats.sort_unstable();
+    feats.dedup();
+    let mut sums = SimHash::default();
+    let mut info = 0.0;
+    for &f in feats.iter() {
+        let idf = idf(f);
+        info += f64::from(idf);
+        sums.add(f, weight(idf));
+    }
+    (sums, info)
 }
 
 /// The chunks of `evidence` in `mask`.

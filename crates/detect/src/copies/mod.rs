@@ -247,16 +247,11 @@ impl Copies {
                 continue;
             }
             let (mut mine, mut theirs) = (mine, theirs);
-            let (variants, n_lead) = match lead {
-                Some(v) => v,
-                None if mine & 1 == 0 => *lead.insert(self.chunker.lead_variants()),
-                None => ([0; 3], 0),
-            };
-            if mine & 1 == 0 && n_lead > 0 {
+            if mine & 1 == 0 {
                 // Words put in front of the first clause: it may be theirs without them.
+                let (variants, n) = *lead.get_or_insert_with(|| self.chunker.lead_variants());
                 let bound = loose.max(self.cfg.max_hamming);
-                let (_, mb) =
-                    loose_masks(&variants[..n_lead], self.chunk_fps(off).as_slice(), bound);
+                let (_, mb) = loose_masks(&variants[..n], self.chunk_fps(off).as_slice(), bound);
                 if mb != 0 {
                     mine |= 1;
                     theirs |= mb;

@@ -102,6 +102,57 @@ pub fn dense_groups(
     groups
 }
 
+/// In a group of at least twice `min_size` members, a member whose in-group pairs carry
+/// (median `weight`) under this share of what the group's median member's carry is weak.
+pub const WEAK_MEMBER: f64 = 0.25;
+
+/// `g` without its weak members (see [`WEAK_MEMBER`]; a heavy user who met a farm on two
+/// of its posts by chance has an edge to every member, but a fraction of their evidence),
+/// the rest peeled again as [`dense_groups`] does. A group of members alike, or smaller
+/// than twice `min_size` (its median says little), is returned as it is.
+pub fn without_weak_members(
+    g: DenseGroup,
+    weight: impl Fn(u32, u32) -> f64,
+    k: usize,
+    min_size: usize,
+    min_density: f64,
+) -> Vec<DenseGroup> {
+    if g.members.len() < 2 * min_size {
+        return vec![g];
+    }
+    let mut per: FxHashMap<u32, Vec<f64>> = FxHashMap::default();
+    for &(a, b) in &g.edges {
+        let w = weight(a, b);
+        per.entry(a).or_default().push(w);
+        per.entry(b).or_default().push(w);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_unstable_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let strength: Vec<(u32, f64)> = g
+        .members
+        .iter()
+        .map(|m| (*m, per.get_mut(m).map_or(0.0, median)))
+        .collect();
+    let mut all: Vec<f64> = strength.iter().map(|s| s.1).collect();
+    let bar = median(&mut all) * WEAK_MEMBER;
+    if strength.iter().all(|s| s.1 >= bar) {
+        return vec![g];
+    }
+    let keep: FxHashSet<u32> = strength
+        .iter()
+        .filter(|s| s.1 >= bar)
+        .map(|s| s.0)
+        .collect();
+    let edges: Vec<(u32, u32)> = g
+        .edges
+        .into_iter()
+        .filter(|(a, b)| keep.contains(a) && keep.contains(b))
+        .collect();
+    dense_groups(&edges, k, min_size, min_density)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +166,26 @@ mod tests {
             }
         }
         e
+    }
+
+    #[test]
+    fn a_member_with_a_fraction_of_the_evidence_is_weak() {
+        // A 10-clique farm whose pairs share weight 10, and an account tied to every
+        // member by weight 1: in the core, out of the group.
+        let mut edges = clique(0..10);
+        edges.extend((0..10).map(|m| (m, 100)));
+        let weight = |a: u32, b: u32| if a.max(b) == 100 { 1.0 } else { 10.0 };
+        let g = dense_groups(&edges, 4, 5, 0.3).remove(0);
+        assert_eq!(g.members.len(), 11);
+        let trimmed = without_weak_members(g.clone(), weight, 4, 5, 0.3);
+        assert_eq!(trimmed.len(), 1);
+        assert_eq!(trimmed[0].members, (0..10).collect::<Vec<_>>());
+        // Members alike, or a group under twice the minimum size: as it is.
+        assert_eq!(
+            without_weak_members(g.clone(), |_, _| 1.0, 4, 5, 0.3),
+            std::slice::from_ref(&g)
+        );
+        assert_eq!(without_weak_members(g.clone(), weight, 4, 6, 0.3), [g]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod sightings;
 
 use activity::{synced_of_common, Activity};
 pub use config::LockstepConfig;
-pub use graph::{dense_groups, DenseGroup};
+pub use graph::{dense_groups, without_weak_members, DenseGroup};
 use interner::Interner;
 use sightings::{Sighting, Sightings};
 
@@ -65,9 +65,6 @@ fn co_weight(degree: u32, popular_degree: f64) -> f64 {
 fn active_key(post: u32) -> u64 {
     u64::from(post) | 1 << 32
 }
-
-/// See [`Lockstep::without_weak_members`].
-const WEAK_MEMBER: f64 = 0.25;
 
 fn pair_key(a: u32, b: u32) -> u64 {
     (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
@@ -401,58 +398,15 @@ impl Lockstep {
                 self.cfg.min_group_size,
                 self.cfg.min_density,
             ) {
-                for g in self.without_weak_members(g) {
+                let weight = |a, b| self.pairs.get(pair_key(a, b)).map_or(0.0, |p| p.weight);
+                let cfg = &self.cfg;
+                for g in
+                    without_weak_members(g, weight, cfg.core_k, cfg.min_group_size, cfg.min_density)
+                {
                     self.report(&g);
                 }
             }
         }
-    }
-
-    /// `g` without the members tied to it by far less evidence than the others: an account
-    /// whose in-group pairs (median weight) hold under [`WEAK_MEMBER`] of the group's median
-    /// member's (a heavy user who met a farm on two of its posts by chance), the rest peeled
-    /// again. A group of members alike is returned as it is.
-    fn without_weak_members(&self, g: DenseGroup) -> Vec<DenseGroup> {
-        if g.members.len() < 2 * self.cfg.min_group_size {
-            return vec![g];
-        }
-        let weight = |a: u32, b: u32| self.pairs.get(pair_key(a, b)).map_or(0.0, |p| p.weight);
-        let mut per: FxHashMap<u32, Vec<f64>> = FxHashMap::default();
-        for &(a, b) in &g.edges {
-            let w = weight(a, b);
-            per.entry(a).or_default().push(w);
-            per.entry(b).or_default().push(w);
-        }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_unstable_by(f64::total_cmp);
-            v.get(v.len() / 2).copied().unwrap_or(0.0)
-        };
-        let strength: Vec<(u32, f64)> = g
-            .members
-            .iter()
-            .map(|m| (*m, per.get_mut(m).map_or(0.0, median)))
-            .collect();
-        let mut all: Vec<f64> = strength.iter().map(|s| s.1).collect();
-        let bar = median(&mut all) * WEAK_MEMBER;
-        if strength.iter().all(|s| s.1 >= bar) {
-            return vec![g];
-        }
-        let keep: FxHashSet<u32> = strength
-            .iter()
-            .filter(|s| s.1 >= bar)
-            .map(|s| s.0)
-            .collect();
-        let edges: Vec<(u32, u32)> = g
-            .edges
-            .into_iter()
-            .filter(|(a, b)| keep.contains(a) && keep.contains(b))
-            .collect();
-        dense_groups(
-            &edges,
-            self.cfg.core_k,
-            self.cfg.min_group_size,
-            self.cfg.min_density,
-        )
     }
 
     /// Fold a dense group into its finding (new or existing); the findings decide when to emit.
