@@ -234,9 +234,11 @@ impl SimHash {
     }
 }
 
-/// The integer weight a feature adds to a fingerprint.
+/// The integer weight a feature adds to a fingerprint: `idf` (never negative) to the
+/// nearest whole nat, halves up (an add and a truncation, not a libm `roundf` call).
 pub fn weight(idf: f32) -> i32 {
-    (idf.round() as i32).clamp(1, MAX_WEIGHT)
+    debug_assert!(idf >= 0.0);
+    ((idf + 0.5) as i32).clamp(1, MAX_WEIGHT)
 }
 
 #[cfg(test)]

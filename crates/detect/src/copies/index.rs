@@ -8,9 +8,11 @@
 //! that agrees on several blocks is reported once, from the first such table.
 //!
 //! Entries are appended in text order, so the expired ones (their text left the window)
-//! are at the front of a bucket: lookups drop them as they pass, and [`Index::sweep`]
-//! drops them everywhere. A bucket holds at most `max_bucket` entries (a flood of one text
-//! cannot make lookups slow): beyond it the oldest goes, counted as a cap hit.
+//! are at the front of a bucket: lookups read newest first and stop at the first expired
+//! one (a lookup writes nothing), an insert into a full bucket drops them before the bucket
+//! would grow, and [`Index::sweep`] drops them everywhere. A bucket holds at most
+//! `max_bucket` entries (a flood of one text cannot make lookups slow): beyond it the
+//! oldest goes, counted as a cap hit.
 
 use serde::{Deserialize, Serialize};
 
@@ -101,12 +103,21 @@ impl Index {
         !self.tables.is_empty()
     }
 
-    /// File `fp` under `at`; returns the entries dropped from full buckets.
-    pub fn insert(&mut self, fp: u64, at: u32) -> u64 {
+    /// File `fp` under `at`; returns the entries dropped from full buckets. A bucket that
+    /// would have to grow first drops its expired entries (`alive` is false for them).
+    pub fn insert(&mut self, fp: u64, at: u32, alive: impl Fn(u32) -> bool) -> u64 {
         let mut dropped = 0;
         for t in 0..self.tables.len() {
             let b = self.bucket(fp, t);
             let bucket = &mut self.tables[t][b];
+            if bucket.len() == bucket.capacity() {
+                let dead = bucket
+                    .iter()
+                    .position(|s| alive(s.at))
+                    .unwrap_or(bucket.len());
+                bucket.drain(..dead);
+                self.entries -= dead;
+            }
             if bucket.len() >= self.max_bucket {
                 bucket.remove(0);
                 self.entries -= 1;
@@ -122,37 +133,28 @@ impl Index {
     /// in each table, at most `limit` in all. `alive` tells whether an entry's text is still
     /// in the window.
     pub fn lookup(
-        &mut self,
+        &self,
         fp: u64,
         limit: usize,
         alive: impl Fn(u32) -> bool,
         mut found: impl FnMut(Slot, u32),
     ) {
-        // The buckets first, then their oldest entries: independent loads, so their cache
+        // The buckets first, then their newest entries: independent loads, so their cache
         // misses overlap instead of queueing behind each table's scan.
         let mut buckets = [0usize; 16];
         let tables = self.tables.len();
         for (t, b) in buckets.iter_mut().enumerate().take(tables) {
             *b = self.bucket(fp, t);
         }
-        let oldest: u32 = (0..tables)
-            .filter_map(|t| self.tables[t][buckets[t]].first())
+        let newest: u32 = (0..tables)
+            .filter_map(|t| self.tables[t][buckets[t]].last())
             .fold(0, |acc, s| acc ^ s.at);
-        std::hint::black_box(oldest);
+        std::hint::black_box(newest);
         let mut n = 0;
         for (t, &b) in buckets.iter().enumerate().take(tables) {
-            let bucket = &mut self.tables[t][b];
-            let dead = bucket
-                .iter()
-                .position(|s| alive(s.at))
-                .unwrap_or(bucket.len());
-            if dead > 0 {
-                bucket.drain(..dead);
-                self.entries -= dead;
-            }
             for s in self.tables[t][b].iter().rev() {
-                if n >= limit {
-                    return;
+                if n >= limit || !alive(s.at) {
+                    break;
                 }
                 let d = (fp ^ s.fp()).count_ones();
                 // Report a pair from the first table whose block it agrees on.
@@ -160,6 +162,9 @@ impl Index {
                     n += 1;
                     found(*s, d);
                 }
+            }
+            if n >= limit {
+                return;
             }
         }
     }
@@ -186,7 +191,7 @@ impl Index {
 mod tests {
     use super::*;
 
-    fn found(ix: &mut Index, fp: u64, alive: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {
+    fn found(ix: &Index, fp: u64, alive: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {
         let mut v = Vec::new();
         ix.lookup(fp, 100, alive, |s, d| v.push((s.at, d)));
         v.sort_unstable();
@@ -201,9 +206,9 @@ mod tests {
             // Flip 0..=k+2 bits spread over the blocks.
             for flips in 0..=k + 2 {
                 let fp = (0..flips).fold(base, |fp, i| fp ^ (1u64 << (i * 13 % 64)));
-                ix.insert(fp, flips);
+                ix.insert(fp, flips, |_| true);
             }
-            let got = found(&mut ix, base, |_| true);
+            let got = found(&ix, base, |_| true);
             let want: Vec<(u32, u32)> = (0..=k).map(|f| (f, f)).collect();
             assert_eq!(got, want, "k = {k}");
         }
@@ -212,10 +217,14 @@ mod tests {
     #[test]
     fn expired_entries_go_and_full_buckets_drop_their_oldest() {
         let mut ix = Index::new(3, 4);
-        let dropped: u64 = (0..6).map(|at| ix.insert(42, at)).sum();
+        let dropped: u64 = (0..6).map(|at| ix.insert(42, at, |_| true)).sum();
         assert_eq!(dropped, 2 * 4, "two oldest dropped in each of 4 tables");
-        assert_eq!(found(&mut ix, 42, |at| at >= 4), vec![(4, 0), (5, 0)]);
-        assert_eq!(ix.entries(), 2 * 4);
+        assert_eq!(found(&ix, 42, |at| at >= 4), vec![(4, 0), (5, 0)]);
+        assert_eq!(ix.entries(), 4 * 4, "a lookup writes nothing");
+        // A full bucket drops its expired entries before it drops a live one.
+        assert_eq!(ix.insert(42, 6, |at| at >= 4), 0);
+        assert_eq!(ix.entries(), 3 * 4);
+        assert_eq!(found(&ix, 42, |at| at >= 4), vec![(4, 0), (5, 0), (6, 0)]);
         ix.sweep(|_| false);
         assert_eq!(ix.entries(), 0);
     }

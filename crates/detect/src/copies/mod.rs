@@ -287,17 +287,18 @@ impl Copies {
             s.links.push(off);
         }
         repeated |= self.cluster_links(&evidence, total_a, &mut s);
-        // File the text.
+        // File the text (alive with it: its own chunks filed before stay).
         let first_clause = self.clause_base + self.clauses.len() as u64;
+        let filed = alive(self.base, self.texts.len() + 1);
         for (i, (c, &fp)) in evidence.iter().zip(&s.fps).enumerate() {
             self.clauses.push_back(ClauseRec {
                 fp,
                 feats: c.feats,
                 info: c.info,
             });
-            self.cap_hits += self
-                .index
-                .insert(fp, ((seq as u32 & SEQ_MASK) << 4) | i as u32);
+            self.cap_hits +=
+                self.index
+                    .insert(fp, ((seq as u32 & SEQ_MASK) << 4) | i as u32, &filed);
         }
         let (name, target_name) = (Name::from(account), Name::from(target));
         self.name_bytes += name.heap_bytes() + target_name.heap_bytes();
@@ -416,9 +417,9 @@ impl Copies {
             let seq = (self.base + off as u64) as u32 & SEQ_MASK;
             let start = (t.first_clause - self.clause_base) as usize;
             for i in 0..usize::from(t.n_clauses) {
-                self.cap_hits += self
-                    .index
-                    .insert(self.clauses[start + i].fp, (seq << 4) | i as u32);
+                self.cap_hits +=
+                    self.index
+                        .insert(self.clauses[start + i].fp, (seq << 4) | i as u32, |_| true);
             }
         }
     }

@@ -98,7 +98,9 @@ impl NearDuplicates {
         }
         for (i, c) in evidence.iter().enumerate() {
             self.index
-                .insert(c.sums.fingerprint(), ((id as u32) << 4) | i as u32);
+                .insert(c.sums.fingerprint(), ((id as u32) << 4) | i as u32, |_| {
+                    true
+                });
         }
         self.texts.push(evidence.iter().map(|c| c.feats).collect());
         Some(links)
