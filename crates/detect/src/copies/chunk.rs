@@ -79,14 +79,13 @@ impl Chunker {
         let mut info = 0.0;
         if weigh {
             let ln_texts = rarity.ln_texts();
+            // One pass over the sketch in feature order: its cache misses overlap, and the
+            // chunks below find the lines cached (kept for the first-chunk variants, which
+            // are weighed after this text is counted).
             self.idf.clear();
             self.idf
                 .extend(self.distinct.iter().map(|&f| idf(ln_texts, rarity.df(f))));
-            let known = Known {
-                rarity,
-                distinct: &self.distinct,
-                idf: &self.idf,
-            };
+            let known = Known { rarity, ln_texts };
             let mut start = 0;
             for &end in &self.ends {
                 let inside = || self.gaps.iter().filter(|&&g| start < g && g < end);
@@ -142,20 +141,15 @@ impl Chunker {
     }
 }
 
-/// A text's features with the document frequencies looked up for it.
+/// The sketch as of the text being read (before it is counted).
 struct Known<'a> {
     rarity: &'a Rarity,
-    distinct: &'a [u64],
-    /// The weight of each of `distinct`.
-    idf: &'a [f32],
+    ln_texts: f32,
 }
 
 impl Known<'_> {
     fn idf(&self, feature: u64) -> f32 {
-        match self.distinct.binary_search(&feature) {
-            Ok(i) => self.idf[i],
-            Err(_) => self.rarity.idf(feature),
-        }
+        idf(self.ln_texts, self.rarity.df(feature))
     }
 }
 

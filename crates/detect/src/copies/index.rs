@@ -4,8 +4,11 @@
 //! For distance `k` the fingerprint is cut into `k + 1` blocks: two fingerprints within `k`
 //! bits agree exactly on at least one block (pigeonhole). Table `t` files every fingerprint
 //! under its block `t` (2^16 buckets a table; a block wider than 16 bits is hashed down),
-//! so a lookup scans `k + 1` buckets and checks the full distance of what it finds. A pair
-//! that agrees on several blocks is reported once, from the first such table.
+//! so a lookup scans `k + 1` buckets. An entry is 8 bytes: where the fingerprint is filed
+//! and the 32 bits that follow block `t`; an entry within `k` bits on those is a candidate,
+//! and the caller's full fingerprint of it decides (a random 64-bit fingerprint passes the
+//! 32-bit test by chance about once in a million entries). A pair that agrees on several
+//! blocks is reported once, from the first such table.
 //!
 //! Entries are appended in text order, so the expired ones (their text left the window)
 //! are at the front of a bucket: lookups read newest first and stop at the first expired
@@ -14,31 +17,15 @@
 //! `max_bucket` entries (a flood of one text cannot make lookups slow): beyond it the
 //! oldest goes, counted as a cap hit.
 
-use serde::{Deserialize, Serialize};
-
 const BUCKET_BITS: u32 = 16;
 
-/// One indexed fingerprint: 12 bytes, no padding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Slot {
-    lo: u32,
-    hi: u32,
+/// One indexed fingerprint in one table: 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    /// The 32 bits of the fingerprint after the table's block.
+    part: u32,
     /// What the detector filed it under (its text and clause).
-    pub at: u32,
-}
-
-impl Slot {
-    pub fn new(fp: u64, at: u32) -> Self {
-        Slot {
-            lo: fp as u32,
-            hi: (fp >> 32) as u32,
-            at,
-        }
-    }
-
-    pub fn fp(&self) -> u64 {
-        u64::from(self.lo) | (u64::from(self.hi) << 32)
-    }
+    at: u32,
 }
 
 /// See the module docs.
@@ -87,6 +74,12 @@ impl Index {
         }
     }
 
+    /// The 32 bits after block `t` (round the end of the fingerprint).
+    fn part(&self, fp: u64, t: usize) -> u32 {
+        let (shift, width) = self.blocks[t];
+        fp.rotate_right(shift + width) as u32
+    }
+
     /// Entries held (an entry per table per fingerprint).
     pub fn entries(&self) -> usize {
         self.entries
@@ -108,7 +101,7 @@ impl Index {
     pub fn insert(&mut self, fp: u64, at: u32, alive: impl Fn(u32) -> bool) -> u64 {
         let mut dropped = 0;
         for t in 0..self.tables.len() {
-            let b = self.bucket(fp, t);
+            let (b, part) = (self.bucket(fp, t), self.part(fp, t));
             let bucket = &mut self.tables[t][b];
             if bucket.len() == bucket.capacity() {
                 let dead = bucket
@@ -123,21 +116,22 @@ impl Index {
                 self.entries -= 1;
                 dropped += 1;
             }
-            bucket.push(Slot::new(fp, at));
+            bucket.push(Slot { part, at });
             self.entries += 1;
         }
         dropped
     }
 
-    /// Call `found(slot, distance)` for live entries within `k` bits of `fp`, newest first
-    /// in each table, at most `limit` in all. `alive` tells whether an entry's text is still
-    /// in the window.
+    /// Call `found(at, distance)` for live entries within `k` bits of `fp`, newest first in
+    /// each table, at most `limit` in all. `alive(at)` tells whether an entry's text is
+    /// still in the window; `full(at)` is its whole fingerprint (asked of candidates only).
     pub fn lookup(
         &self,
         fp: u64,
         limit: usize,
         alive: impl Fn(u32) -> bool,
-        mut found: impl FnMut(Slot, u32),
+        full: impl Fn(u32) -> u64,
+        mut found: impl FnMut(u32, u32),
     ) {
         // The buckets first, then their newest entries: independent loads, so their cache
         // misses overlap instead of queueing behind each table's scan.
@@ -152,15 +146,21 @@ impl Index {
         std::hint::black_box(newest);
         let mut n = 0;
         for (t, &b) in buckets.iter().enumerate().take(tables) {
+            let part = self.part(fp, t);
             for s in self.tables[t][b].iter().rev() {
                 if n >= limit || !alive(s.at) {
                     break;
                 }
-                let d = (fp ^ s.fp()).count_ones();
+                if (part ^ s.part).count_ones() > self.k {
+                    continue;
+                }
+                let other = full(s.at);
+                debug_assert_eq!(self.part(other, t), s.part, "full() disagrees with the entry");
+                let d = (fp ^ other).count_ones();
                 // Report a pair from the first table whose block it agrees on.
-                if d <= self.k && (0..t).all(|u| self.block(fp, u) != self.block(s.fp(), u)) {
+                if d <= self.k && (0..t).all(|u| self.block(fp, u) != self.block(other, u)) {
                     n += 1;
-                    found(*s, d);
+                    found(s.at, d);
                 }
             }
             if n >= limit {
@@ -191,27 +191,46 @@ impl Index {
 mod tests {
     use super::*;
 
-    fn found(ix: &Index, fp: u64, alive: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {
+    /// `(at, distance)` of what a lookup of `fp` reports, `full` giving each entry's print.
+    fn found(
+        ix: &Index,
+        fp: u64,
+        alive: impl Fn(u32) -> bool,
+        full: impl Fn(u32) -> u64,
+    ) -> Vec<(u32, u32)> {
         let mut v = Vec::new();
-        ix.lookup(fp, 100, alive, |s, d| v.push((s.at, d)));
+        ix.lookup(fp, 100, alive, full, |at, d| v.push((at, d)));
         v.sort_unstable();
         v
     }
 
     #[test]
     fn finds_exactly_the_fingerprints_within_k_once_each() {
+        let base = 0x0123_4567_89AB_CDEFu64;
+        // Entry `flips` has that many bits flipped, spread over the blocks.
+        let print = |flips: u32| (0..flips).fold(base, |fp, i| fp ^ (1u64 << (i * 13 % 64)));
         for k in [0, 3, 5] {
             let mut ix = Index::new(k, 64);
-            let base = 0x0123_4567_89AB_CDEFu64;
-            // Flip 0..=k+2 bits spread over the blocks.
             for flips in 0..=k + 2 {
-                let fp = (0..flips).fold(base, |fp, i| fp ^ (1u64 << (i * 13 % 64)));
-                ix.insert(fp, flips, |_| true);
+                ix.insert(print(flips), flips, |_| true);
             }
-            let got = found(&ix, base, |_| true);
+            let got = found(&ix, base, |_| true, print);
             let want: Vec<(u32, u32)> = (0..=k).map(|f| (f, f)).collect();
             assert_eq!(got, want, "k = {k}");
         }
+    }
+
+    #[test]
+    fn a_candidate_is_decided_by_its_whole_fingerprint() {
+        let mut ix = Index::new(3, 64);
+        let base = 0x0123_4567_89AB_CDEFu64;
+        // Same first block and the 32 bits after it; 16 bits off in the last block.
+        let far = base ^ (0xFFFF << 48);
+        ix.insert(far, 1, |_| true);
+        assert_eq!(found(&ix, base, |_| true, |_| far), vec![]);
+        ix.insert(base ^ (0b111 << 50), 2, |_| true);
+        let full = |at| if at == 1 { far } else { base ^ (0b111 << 50) };
+        assert_eq!(found(&ix, base, |_| true, full), vec![(2, 3)]);
     }
 
     #[test]
@@ -219,12 +238,14 @@ mod tests {
         let mut ix = Index::new(3, 4);
         let dropped: u64 = (0..6).map(|at| ix.insert(42, at, |_| true)).sum();
         assert_eq!(dropped, 2 * 4, "two oldest dropped in each of 4 tables");
-        assert_eq!(found(&ix, 42, |at| at >= 4), vec![(4, 0), (5, 0)]);
+        let full = |_| 42;
+        assert_eq!(found(&ix, 42, |at| at >= 4, full), vec![(4, 0), (5, 0)]);
         assert_eq!(ix.entries(), 4 * 4, "a lookup writes nothing");
         // A full bucket drops its expired entries before it drops a live one.
         assert_eq!(ix.insert(42, 6, |at| at >= 4), 0);
         assert_eq!(ix.entries(), 3 * 4);
-        assert_eq!(found(&ix, 42, |at| at >= 4), vec![(4, 0), (5, 0), (6, 0)]);
+        let got = found(&ix, 42, |at| at >= 4, full);
+        assert_eq!(got, vec![(4, 0), (5, 0), (6, 0)]);
         ix.sweep(|_| false);
         assert_eq!(ix.entries(), 0);
     }

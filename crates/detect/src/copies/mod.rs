@@ -231,8 +231,13 @@ impl Copies {
             let fp = c.sums.fingerprint();
             s.fps.push(fp);
             let (hits, base) = (&mut s.hits, self.base);
-            self.index.lookup(fp, MAX_MATCHES, &live, |slot, _| {
-                hits.push((offset(base, slot.at), (slot.at & 15) as u8, i as u8));
+            let (texts, clauses, clause_base) = (&self.texts, &self.clauses, self.clause_base);
+            let full = |at: u32| {
+                let first = texts[offset(base, at)].first_clause - clause_base;
+                clauses[first as usize + (at & 15) as usize].fp
+            };
+            self.index.lookup(fp, MAX_MATCHES, &live, full, |at, _| {
+                hits.push((offset(base, at), (at & 15) as u8, i as u8));
             });
         }
         // Per earlier text of another account: which of our chunks matched which of its.

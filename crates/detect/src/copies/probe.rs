@@ -15,8 +15,8 @@ pub struct NearDuplicates {
     rarity: Rarity,
     chunker: Chunker,
     index: Index,
-    /// Per filed text, its chunks' feature counts.
-    texts: Vec<Vec<u16>>,
+    /// Per filed text, its chunks' feature counts and fingerprints.
+    texts: Vec<Vec<(u16, u64)>>,
     hits: Vec<(usize, u8, u8)>,
 }
 
@@ -67,14 +67,13 @@ impl NearDuplicates {
         let id = self.texts.len();
         self.hits.clear();
         for (i, c) in evidence.iter().enumerate() {
-            let hits = &mut self.hits;
+            let (hits, texts) = (&mut self.hits, &self.texts);
             self.index.lookup(
                 c.sums.fingerprint(),
                 MAX_MATCHES,
                 |_| true,
-                |slot, _| {
-                    hits.push(((slot.at >> 4) as usize, (slot.at & 15) as u8, i as u8));
-                },
+                |at| texts[(at >> 4) as usize][(at & 15) as usize].1,
+                |at, _| hits.push(((at >> 4) as usize, (at & 15) as u8, i as u8)),
             );
         }
         self.hits.sort_unstable_by_key(|&(t, _, mine)| (t, mine));
@@ -82,10 +81,10 @@ impl NearDuplicates {
         let mut links = Vec::new();
         for (t, mine, theirs) in shared_chunks(&self.hits) {
             let b = &self.texts[t];
-            let total_b: u64 = b.iter().map(|&f| u64::from(f)).sum();
+            let total_b: u64 = b.iter().map(|&(f, _)| u64::from(f)).sum();
             let shared_b: u64 = (0..b.len())
                 .filter(|i| theirs & (1 << i) != 0)
-                .map(|i| u64::from(b[i]))
+                .map(|i| u64::from(b[i].0))
                 .sum();
             let shared_a = masked_feats(evidence, mine);
             if linked(
@@ -102,7 +101,8 @@ impl NearDuplicates {
                     true
                 });
         }
-        self.texts.push(evidence.iter().map(|c| c.feats).collect());
+        let chunks = evidence.iter().map(|c| (c.feats, c.sums.fingerprint()));
+        self.texts.push(chunks.collect());
         Some(links)
     }
 }
