@@ -155,7 +155,11 @@ impl Index {
                     continue;
                 }
                 let other = full(s.at);
-                debug_assert_eq!(self.part(other, t), s.part, "full() disagrees with the entry");
+                debug_assert_eq!(
+                    self.part(other, t),
+                    s.part,
+                    "full() disagrees with the entry"
+                );
                 let d = (fp ^ other).count_ones();
                 // Report a pair from the first table whose block it agrees on.
                 if d <= self.k && (0..t).all(|u| self.block(fp, u) != self.block(other, u)) {

@@ -138,7 +138,7 @@ impl DetectorKind for Copies {
             index: Index::new(cfg.max_hamming, cfg.max_bucket),
             clusters: Clusters::default(),
             findings: Findings::new(cfg.findings.clone()),
-            sweep: Every::new((cfg.window_ms / 8).max(1)),
+            sweep: Every::new((cfg.window_ms / 2).max(1)),
             name_bytes: 0,
             cluster_bytes: 0,
             cap_hits: 0,
