@@ -367,3 +367,36 @@ fn words_put_in_front_of_the_first_clause_do_not_hide_it() {
     let found = named_of_40(&DetectorsConfig::only("copies"), text);
     assert_eq!(found, 40, "every copier named");
 }
+
+/// The heavy-disguise Chinese campaign of `levee gen --seed 7` (92 texts of 50 accounts:
+/// synonyms, filler words in front, zero-width characters, tails cut mid-clause), after
+/// 10,000 texts of chatter. Two copies cut short in their last clause (`坚持用了一周皮`) are
+/// named only through `tail_hamming`.
+#[test]
+fn copies_cut_short_mid_clause_are_named() {
+    let named = |tail_hamming: u32| {
+        let mut script = chatter(10_000);
+        let start = script.last().map_or(0, |s| s.0) + 10;
+        let data = include_str!("data/zh_heavy_seed7.jsonl");
+        for line in data.lines() {
+            let (s, account, text): (i64, String, String) =
+                serde_json::from_str(line).expect("fixture line");
+            script.push((start + s, account, text));
+        }
+        let mut cfg = DetectorsConfig::only("copies");
+        cfg.copies.tail_hamming = tail_hamming;
+        let (alerts, _) = check(&cfg, script);
+        let names: std::collections::BTreeSet<&str> = alerts
+            .iter()
+            .flat_map(|a| a.accounts.iter().map(String::as_str))
+            .collect();
+        names.len()
+    };
+    let (with, without) = (named(12), named(0));
+    assert_eq!(
+        with,
+        without + 2,
+        "{with} named, {without} without the rule"
+    );
+    assert!(with >= 49, "{with} of 50");
+}

@@ -34,6 +34,10 @@ pub struct CopiesConfig {
     /// coverage): a template clause behind filler words, reordered or cut short. Unrelated
     /// chunks differ by ~32 bits. 0: only index matches (`max_hamming`) count.
     pub loose_hamming: u32,
+    /// A text's last chunk, unmatched, within this many bits of a longer chunk of a text it
+    /// shares chunks with (the one after the last chunk they share) counts as shared: a copy
+    /// cut short. 0 to 20; 0: off.
+    pub tail_hamming: u32,
     /// A chunk shared with another account's text that is not linked to this one (a
     /// template's synonyms leave copies short of a link) counts as repeated when it carries
     /// this much information: a chunk of `I` nats recurs by chance in about `N e^-I` of `N`
@@ -72,6 +76,7 @@ impl Default for CopiesConfig {
             min_link_info: 40.0,
             min_coverage: 0.7,
             loose_hamming: 8,
+            tail_hamming: 12,
             min_repeat_info: 40.0,
             warmup_texts: 2_000,
             strip_urls: true,
@@ -104,6 +109,7 @@ impl DetectorConfig for CopiesConfig {
             || self.min_accounts < 2
             || self.max_hamming > 7
             || self.loose_hamming > 20
+            || self.tail_hamming > 20
             || !(self.min_repeat_info >= 0.0 && self.min_repeat_info <= 1000.0)
             || !(self.min_link_info >= 0.0 && self.min_link_info <= 1000.0)
             || !info_ok
@@ -118,7 +124,7 @@ impl DetectorConfig for CopiesConfig {
             || self.max_state_bytes == 0
             || self.findings.max_members < self.min_accounts
         {
-            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, loose_hamming <= 20, 0 <= min_repeat_info <= 1000, 0 <= min_link_info <= 1000, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
+            return Err("need window_ms > 0, min_accounts >= 2, max_hamming <= 7, loose_hamming <= 20, tail_hamming <= 20, 0 <= min_repeat_info <= 1000, 0 <= min_link_info <= 1000, 0 <= min_clause_info <= min_text_info, 0 < min_coverage <= 1, 0 < link_share <= 1, max_text_bytes >= 16, 0 < max_texts < 2^27, max_bucket > 0, sketch_width_bits in 10..=26, sketch_half_life_texts > 0, max_state_bytes > 0, findings.max_members >= min_accounts".into());
         }
         self.findings.validate()
     }

@@ -207,6 +207,11 @@ impl Copies {
         (start..start + usize::from(rec.n_clauses)).map(|i| &self.clauses[i])
     }
 
+    /// Chunk `i` of text `t`: its fingerprint and features, if it has one.
+    pub(super) fn chunk(&self, t: usize, i: usize) -> Option<(u64, u16)> {
+        self.clause_recs(t).nth(i).map(|c| (c.fp, c.feats))
+    }
+
     /// The chunk fingerprints of text `t`.
     pub(super) fn chunk_fps(&self, t: usize) -> ChunkFps {
         let mut out = ChunkFps::default();

@@ -283,6 +283,23 @@ impl Copies {
                     is_link = share(mine, theirs);
                 }
             }
+            let tail = self.cfg.tail_hamming;
+            if !is_link && tail > 0 && mine != 0 {
+                // A copy cut short: our last chunk, unmatched, may be the start of their
+                // chunk after the last one we share, a longer one.
+                let last = evidence.len() - 1;
+                let next = 16 - theirs.leading_zeros() as usize;
+                if let Some((fp, feats)) = self.chunk(off, next) {
+                    if mine & (1 << last) == 0
+                        && evidence[last].feats < feats
+                        && (s.fps[last] ^ fp).count_ones() <= tail
+                    {
+                        mine |= 1 << last;
+                        theirs |= 1 << next;
+                        is_link = share(mine, theirs);
+                    }
+                }
+            }
             if !is_link {
                 s.weak.push((off, mine, theirs));
                 continue;
