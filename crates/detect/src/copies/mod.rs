@@ -231,10 +231,10 @@ impl Copies {
             let fp = c.sums.fingerprint();
             s.fps.push(fp);
             let (hits, base) = (&mut s.hits, self.base);
-            let (texts, clauses, clause_base) = (&self.texts, &self.clauses, self.clause_base);
             let full = |at: u32| {
-                let first = texts[offset(base, at)].first_clause - clause_base;
-                clauses[first as usize + (at & 15) as usize].fp
+                let chunk = self.chunk(offset(base, at), (at & 15) as usize);
+                debug_assert!(chunk.is_some(), "a live entry's chunk is held");
+                chunk.map_or(0, |(fp, _)| fp)
             };
             self.index.lookup(fp, MAX_MATCHES, &live, full, |at, _| {
                 hits.push((offset(base, at), (at & 15) as u8, i as u8));

@@ -66,10 +66,14 @@ impl NearDuplicates {
         }
         let id = self.texts.len();
         self.hits.clear();
-        for (i, c) in evidence.iter().enumerate() {
+        let chunks: Vec<(u16, u64)> = evidence
+            .iter()
+            .map(|c| (c.feats, c.sums.fingerprint()))
+            .collect();
+        for (i, &(_, fp)) in chunks.iter().enumerate() {
             let (hits, texts) = (&mut self.hits, &self.texts);
             self.index.lookup(
-                c.sums.fingerprint(),
+                fp,
                 MAX_MATCHES,
                 |_| true,
                 |at| texts[(at >> 4) as usize][(at & 15) as usize].1,
@@ -95,14 +99,11 @@ impl NearDuplicates {
                 links.push(t);
             }
         }
-        for (i, c) in evidence.iter().enumerate() {
+        for (i, &(_, fp)) in chunks.iter().enumerate() {
             self.index
-                .insert(c.sums.fingerprint(), ((id as u32) << 4) | i as u32, |_| {
-                    true
-                });
+                .insert(fp, ((id as u32) << 4) | i as u32, |_| true);
         }
-        let chunks = evidence.iter().map(|c| (c.feats, c.sums.fingerprint()));
-        self.texts.push(chunks.collect());
+        self.texts.push(chunks);
         Some(links)
     }
 }
