@@ -61,12 +61,12 @@ impl Cluster {
     }
 
     /// Add a member; false if already one or at `max`.
-    pub fn add_member(&mut self, key: u64, name: &Name, max: usize) -> bool {
+    pub fn add_member(&mut self, key: u64, name: &str, max: usize) -> bool {
         if self.members.len() >= max || self.member_keys.contains_key(key) {
             return false;
         }
         self.member_keys.entry(key).or_insert(());
-        self.members.push(name.clone());
+        self.members.push(Name::from(name));
         true
     }
 
@@ -82,7 +82,9 @@ impl Cluster {
         // Members in the other cluster's qualifying order.
         for name in &other.members {
             let key = crate::detector::key64(name.as_str());
-            if !self.add_member(key, name, max_members) && !self.member_keys.contains_key(key) {
+            if !self.add_member(key, name.as_str(), max_members)
+                && !self.member_keys.contains_key(key)
+            {
                 refused += 1;
             }
         }
@@ -247,8 +249,7 @@ mod tests {
         let ids: Vec<u32> = (0..4)
             .map(|i| cs.make(Cluster::new(i, &format!("a{i}"))))
             .collect();
-        let a1 = Name::from("a1");
-        cs.get_mut(ids[1]).add_member(1, &a1, 10);
+        cs.get_mut(ids[1]).add_member(1, "a1", 10);
         let r = cs.union(ids[0], ids[1], 10, 10);
         assert_eq!(r, ids[1], "the one with members stays root");
         assert_eq!(

@@ -96,12 +96,13 @@ impl Copies {
                 continue;
             }
             let r = self.clusters.find(self.texts[t].cluster);
+            let (name, target) = self.text_names(t);
             let rec = &mut self.texts[t];
             rec.qualified = true;
             let c = self.clusters.get_mut(r);
             c.copies += 1;
             c.coverage_permille += (coverage * 1000.0).round() as u64;
-            if !c.add_member(rec.account, &rec.name, max_members)
+            if !c.add_member(rec.account, &name, max_members)
                 && !c.member_keys.contains_key(rec.account)
             {
                 self.cap_hits += 1;
@@ -111,7 +112,7 @@ impl Copies {
             } else {
                 &mut c.posts
             };
-            push_bounded(list, rec.target.as_str(), MAX_LIST);
+            push_bounded(list, &target, MAX_LIST);
             if r != root && !roots.contains(&r) {
                 roots.push(r);
             }
@@ -166,7 +167,7 @@ impl Copies {
     /// Text `t`'s cluster (made for it, of one text, if it has none).
     fn cluster_of(&mut self, t: usize) -> u32 {
         if self.texts[t].cluster == NONE {
-            let c = Cluster::new(self.texts[t].ts, self.texts[t].name.as_str());
+            let c = Cluster::new(self.texts[t].ts, &self.text_names(t).0);
             self.texts[t].cluster = self.clusters.make(Cluster { texts: 1, ..c });
         }
         self.clusters.find(self.texts[t].cluster)
@@ -200,10 +201,26 @@ impl Copies {
         self.texts[b].repeated |= mb;
     }
 
+    /// Text `t`'s account and target names (from the name ring; for clusters, rarely).
+    fn text_names(&self, t: usize) -> (String, String) {
+        let rec = &self.texts[t];
+        let start = rec.names_at.wrapping_sub(self.names_base as u32) as usize;
+        let (n, m) = (usize::from(rec.name_len), usize::from(rec.target_len));
+        let bytes = |from: usize, len: usize| -> String {
+            let v: Vec<u8> = (from..from + len).map(|i| self.names[i]).collect();
+            debug_assert!(
+                std::str::from_utf8(&v).is_ok(),
+                "names are cut at char boundaries"
+            );
+            String::from_utf8_lossy(&v).into_owned()
+        };
+        (bytes(start, n), bytes(start + n, m))
+    }
+
     /// Text `t`'s chunk records, in text order.
     fn clause_recs(&self, t: usize) -> impl Iterator<Item = &ClauseRec> {
         let rec = &self.texts[t];
-        let start = (rec.first_clause - self.clause_base) as usize;
+        let start = rec.first_clause.wrapping_sub(self.clause_base as u32) as usize;
         (start..start + usize::from(rec.n_clauses)).map(|i| &self.clauses[i])
     }
 

@@ -51,26 +51,42 @@ const SEQ_MASK: u32 = (1 << 28) - 1;
 /// Targets, posts and topics listed per campaign.
 const MAX_LIST: usize = 20;
 
-/// One indexed text.
+/// The longest prefix of `s` of at most 255 bytes (ids are at most 128) that ends on a
+/// char boundary.
+fn short(s: &str) -> usize {
+    let mut n = s.len().min(usize::from(u8::MAX));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    n
+}
+
+/// One indexed text: 48 bytes, its names in the name ring.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct TextRec {
     ts: Ts,
     account: u64,
-    name: Name,
-    /// The post commented on, or the text's own post.
-    target: Name,
-    comment: bool,
     fp: u64,
+    /// Its account's name and then its target's (the post commented on, or the text's
+    /// own post): `name_len + target_len` bytes from absolute offset `names_at` (its low 32
+    /// bits) of the name ring.
+    names_at: u32,
+    name_len: u8,
+    target_len: u8,
+    comment: bool,
+    /// Its account was counted as a member of its cluster.
+    qualified: bool,
     /// Its cluster id (any node; `find` gives the root), or [`NONE`].
     cluster: u32,
-    /// Its clauses: `n_clauses` from absolute index `first_clause` of the clause ring.
-    first_clause: u64,
+    /// Its clauses: `n_clauses` from absolute index `first_clause` (its low 32 bits) of the
+    /// clause ring.
+    first_clause: u32,
     n_clauses: u8,
     /// Bit `i`: clause `i` was repeated by another account.
     repeated: u16,
-    /// Its account was counted as a member of its cluster.
-    qualified: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<TextRec>() == 48);
 
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct ClauseRec {
@@ -105,13 +121,16 @@ pub struct Copies {
     clauses: Ring<ClauseRec>,
     /// Absolute index of `clauses[0]`.
     clause_base: u64,
+    /// The held texts' account and target names, in text order (ids are at most 128 bytes).
+    names: Ring<u8>,
+    /// Absolute offset of `names[0]`.
+    names_base: u64,
     /// Rebuilt from `texts` and `clauses` after a restore.
     #[serde(skip)]
     index: Index,
     clusters: Clusters,
     findings: Findings,
     sweep: Every,
-    name_bytes: usize,
     /// Cluster bytes as of the last sweep.
     cluster_bytes: u64,
     cap_hits: u64,
@@ -135,11 +154,12 @@ impl DetectorKind for Copies {
             base: 0,
             clauses: Ring::new(),
             clause_base: 0,
+            names: Ring::new(),
+            names_base: 0,
             index: Index::new(cfg.max_hamming, cfg.max_bucket),
             clusters: Clusters::default(),
             findings: Findings::new(cfg.findings.clone()),
             sweep: Every::new((cfg.window_ms / 2).max(1)),
-            name_bytes: 0,
             cluster_bytes: 0,
             cap_hits: 0,
             budget: Budget::new(cfg.max_state_bytes),
@@ -310,7 +330,7 @@ impl Copies {
         }
         repeated |= self.cluster_links(&evidence, total_a, &mut s);
         // File the text (alive with it: its own chunks filed before stay).
-        let first_clause = self.clause_base + self.clauses.len() as u64;
+        let first_clause = (self.clause_base + self.clauses.len() as u64) as u32;
         let filed = alive(self.base, self.texts.len() + 1);
         for (i, (c, &fp)) in evidence.iter().zip(&s.fps).enumerate() {
             self.clauses.push_back(ClauseRec {
@@ -322,13 +342,20 @@ impl Copies {
                 self.index
                     .insert(fp, ((seq as u32 & SEQ_MASK) << 4) | i as u32, &filed);
         }
-        let (name, target_name) = (Name::from(account), Name::from(target));
-        self.name_bytes += name.heap_bytes() + target_name.heap_bytes();
+        let names_at = (self.names_base + self.names.len() as u64) as u32;
+        let (name_len, target_len) = (short(account), short(target));
+        for b in account.as_bytes()[..name_len]
+            .iter()
+            .chain(&target.as_bytes()[..target_len])
+        {
+            self.names.push_back(*b);
+        }
         self.texts.push_back(TextRec {
             ts: ev.ts,
             account: key,
-            name,
-            target: target_name,
+            names_at,
+            name_len: name_len as u8,
+            target_len: target_len as u8,
             comment,
             fp: whole.fingerprint(),
             cluster: NONE,
@@ -423,7 +450,10 @@ impl Copies {
 
     fn pop_oldest(&mut self) {
         if let Some(t) = self.texts.pop_front() {
-            self.name_bytes -= t.name.heap_bytes() + t.target.heap_bytes();
+            for _ in 0..usize::from(t.name_len) + usize::from(t.target_len) {
+                self.names.pop_front();
+                self.names_base += 1;
+            }
             self.base += 1;
             for _ in 0..t.n_clauses {
                 self.clauses.pop_front();
@@ -437,7 +467,7 @@ impl Copies {
         self.index = Index::new(self.cfg.max_hamming, self.cfg.max_bucket);
         for (off, t) in self.texts.iter().enumerate() {
             let seq = (self.base + off as u64) as u32 & SEQ_MASK;
-            let start = (t.first_clause - self.clause_base) as usize;
+            let start = t.first_clause.wrapping_sub(self.clause_base as u32) as usize;
             for i in 0..usize::from(t.n_clauses) {
                 self.cap_hits +=
                     self.index
@@ -508,7 +538,8 @@ impl Detector for Copies {
 
     fn stats(&self) -> DetectorStats {
         let [findings, members] = self.findings.map_stats();
-        let text_bytes = self.texts.capacity() * std::mem::size_of::<TextRec>() + self.name_bytes;
+        let text_bytes =
+            self.texts.capacity() * std::mem::size_of::<TextRec>() + self.names.capacity();
         DetectorStats {
             maps: vec![
                 MapStats {

@@ -42,10 +42,11 @@ pub struct LockstepConfig {
     pub min_density: f64,
     /// How often (event time) groups are extracted.
     pub detect_interval_ms: i64,
+    /// Accounts and posts held at once (each at most 16,777,214: an id's low 24 bits).
     pub max_accounts: usize,
     pub max_targets: usize,
     pub max_pairs: usize,
-    /// Slots for pairs seen on one target only (32 bytes each; the table grows to this).
+    /// Slots for pairs seen on one target only (24 bytes each; the table grows to this).
     /// Beyond it the oldest first sighting is overwritten (a cap hit).
     pub max_single_pairs: usize,
     /// Memory budget of the whole detector (its own byte count, checked every tick):
@@ -107,16 +108,18 @@ impl DetectorConfig for LockstepConfig {
             || !(0.0..=1.0).contains(&self.min_overlap)
             || !(0.0..=1.0).contains(&self.min_sync_share)
             || self.detect_interval_ms <= 0
-            || self.single_pair_ttl_ms <= 0
+            || !(1..=super::sightings::BASE_LAG_MS).contains(&self.single_pair_ttl_ms)
+            || !(1..=i64::from(u16::MAX)).contains(&self.sync_window_ms)
+            || self.max_pairing_degree > u32::from(u16::MAX)
             || self.resync_gap_ms <= 0
             || self.pair_horizon_ms < self.single_pair_ttl_ms
-            || self.max_accounts == 0
-            || self.max_targets == 0
+            || !(1..=super::interner::MAX_ENTRIES).contains(&self.max_accounts)
+            || !(1..=super::interner::MAX_ENTRIES).contains(&self.max_targets)
             || self.max_pairs == 0
             || self.max_single_pairs == 0
             || self.max_state_bytes == 0
         {
-            return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap, min_sync_share <= 1, pair_horizon_ms >= single_pair_ttl_ms".into());
+            return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap, min_sync_share <= 1, pair_horizon_ms >= single_pair_ttl_ms, max_accounts and max_targets from 1 to 16,777,214, single_pair_ttl_ms at most 2^31 (24.8 days), sync_window_ms at most 65,535, max_pairing_degree at most 65,535 (the first-sighting table's fields)".into());
         }
         self.findings.validate()
     }

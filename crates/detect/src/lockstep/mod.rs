@@ -216,7 +216,7 @@ impl Lockstep {
             None if !may_create => return,
             None => {
                 // Not yet on two targets: first sightings wait in the compact table.
-                let Some(first) = self.sightings.get_mut(key) else {
+                let Some(first) = self.sightings.get(key) else {
                     self.sightings.insert(Sighting {
                         key,
                         first: ts,
@@ -228,7 +228,8 @@ impl Lockstep {
                     return;
                 };
                 if first.target == post && ts - first.last() < self.cfg.resync_gap_ms {
-                    first.see(ts); // a second action on the same post is not new evidence
+                    // A second action on the same post is not new evidence.
+                    self.sightings.see(key, ts);
                     return;
                 }
                 if self.pairs.len() >= self.cfg.max_pairs {
@@ -239,7 +240,6 @@ impl Lockstep {
                 if !self.budget.admits_insert(len, capacity, self.pairs.bytes()) {
                     return;
                 }
-                let first = *first;
                 self.sightings.remove(key);
                 let mut targets = [u32::MAX; PAIR_TARGETS];
                 targets[0] = first.target;
