@@ -67,7 +67,7 @@ pub trait DetectorConfig:
 /// A detector's memory budget: its own byte count ([`DetectorStats::bytes`]) checked on
 /// event-time ticks. While over, the detector admits no new keys (each refusal counted in
 /// `hits`) and shrinks its tables on the next sweep; existing entries keep their evidence.
-/// The check is per tick; between checks, a table about to double reserves its growth
+/// The check is per tick; between checks, a table about to grow reserves its growth
 /// from the headroom ([`Budget::admits_insert`]), so only the small growth of tables that are
 /// not reserved against can overshoot it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,8 +98,9 @@ impl Budget {
     }
 
     /// Whether a new key may go into a table holding `len` entries of `capacity`: not
-    /// while over, and when the table is full (its next insert doubles it) only if the
-    /// doubling, about `table_bytes` more, fits the headroom left at the last check.
+    /// while over, and when the table is full (its next insert grows it) only if
+    /// `table_bytes` more (a doubling's worth: growth is by half) fits the headroom left
+    /// at the last check.
     /// A refusal is counted.
     pub fn admits_insert(&mut self, len: usize, capacity: usize, table_bytes: u64) -> bool {
         if !self.admits() {

@@ -4,8 +4,8 @@
 //! on another.
 //!
 //! 24 bytes a slot (a 64-bit key and 12 bytes of figures, padded); the
-//! table doubles at 7/8 load: 10M accounts measured 384 MiB (`benches/alone.rs`). Accounts idle for
-//! `idle_ms` are forgotten on an hourly sweep; beyond `max_accounts` new accounts are
+//! table grows by half at 7/8 load (10M accounts measured 384 MiB when it doubled,
+//! `benches/alone.rs`). Accounts idle for `idle_ms` are forgotten on an hourly sweep; beyond `max_accounts` new accounts are
 //! not profiled (counted).
 
 use crate::detector::{key64, Budget, DetectorStats, Every, MapStats};
