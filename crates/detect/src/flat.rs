@@ -23,9 +23,23 @@ const MIN_SLOTS: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 struct Slot<V> {
-    /// 0: empty.
-    key: u64,
+    /// The key as two halves (0: empty): a slot is aligned as its value is, so a 12-byte
+    /// value makes a 20-byte slot, not 24.
+    key: [u32; 2],
     value: V,
+}
+
+impl<V> Slot<V> {
+    fn key(&self) -> u64 {
+        u64::from(self.key[0]) | u64::from(self.key[1]) << 32
+    }
+
+    fn new(key: u64, value: V) -> Self {
+        Slot {
+            key: [key as u32, (key >> 32) as u32],
+            value,
+        }
+    }
 }
 
 /// See the module docs.
@@ -94,11 +108,8 @@ impl<'a, V: Default> VacantEntry<'a, V> {
         let i = match map.find(self.key) {
             Ok(i) | Err(i) => i,
         };
-        debug_assert_eq!(map.slots[i].key, 0, "a vacant entry's key is absent");
-        map.slots[i] = Slot {
-            key: self.key,
-            value,
-        };
+        debug_assert_eq!(map.slots[i].key(), 0, "a vacant entry's key is absent");
+        map.slots[i] = Slot::new(self.key, value);
         map.len += 1;
         &mut map.slots[i].value
     }
@@ -142,7 +153,7 @@ impl<V> FlatMap<V> {
         debug_assert!(!self.slots.is_empty() && self.len < self.slots.len());
         let mut i = self.home(key);
         loop {
-            match self.slots[i].key {
+            match self.slots[i].key() {
                 k if k == key => return Ok(i),
                 0 => return Err(i),
                 _ => i = self.next(i),
@@ -181,14 +192,14 @@ impl<V> FlatMap<V> {
     }
 
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.slots.iter().filter(|s| s.key != 0).map(|s| &s.value)
+        self.slots.iter().filter(|s| s.key() != 0).map(|s| &s.value)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.slots
             .iter()
-            .filter(|s| s.key != 0)
-            .map(|s| (s.key, &s.value))
+            .filter(|s| s.key() != 0)
+            .map(|s| (s.key(), &s.value))
     }
 
     /// Keep the entries for which `keep` says so, in place (one pass over the table).
@@ -201,7 +212,7 @@ impl<V> FlatMap<V> {
         }
         // Start just after an empty slot: no cluster wraps past it, so the back-shifts of
         // a deletion only ever move entries not yet visited into the visited slot.
-        let Some(empty) = self.slots.iter().position(|s| s.key == 0) else {
+        let Some(empty) = self.slots.iter().position(|s| s.key() == 0) else {
             debug_assert!(false, "a table below its load has an empty slot");
             return;
         };
@@ -209,7 +220,7 @@ impl<V> FlatMap<V> {
         let mut visited = 0;
         while visited < self.slots.len() - 1 {
             let s = &mut self.slots[i];
-            if s.key != 0 && !keep(s.key, &mut s.value) {
+            if s.key() != 0 && !keep(s.key(), &mut s.value) {
                 self.remove_at(i);
                 continue; // slot `i` may now hold an entry shifted back: look again
             }
@@ -226,7 +237,7 @@ impl<V> FlatMap<V> {
         let mut j = hole;
         loop {
             j = self.next(j);
-            let key = self.slots[j].key;
+            let key = self.slots[j].key();
             if key == 0 {
                 break;
             }
@@ -251,11 +262,11 @@ impl<V> FlatMap<V> {
     where
         V: Default,
     {
-        debug_assert!(slots % MIN_SLOTS == 0 && max_load(slots) >= self.len);
+        debug_assert!(slots.is_multiple_of(MIN_SLOTS) && max_load(slots) >= self.len);
         let old = std::mem::take(&mut self.slots);
         self.slots.resize_with(slots, Slot::default);
-        for s in old.into_iter().filter(|s| s.key != 0) {
-            if let Err(i) = self.find(s.key) {
+        for s in old.into_iter().filter(|s| s.key() != 0) {
+            if let Err(i) = self.find(s.key()) {
                 self.slots[i] = s;
             }
         }

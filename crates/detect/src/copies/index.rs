@@ -116,6 +116,11 @@ impl Index {
                 self.entries -= 1;
                 dropped += 1;
             }
+            if bucket.len() == bucket.capacity() {
+                // Grow by half, not double: buckets hold ~15 entries on average, and the
+                // index is the largest part of the detector's memory.
+                bucket.reserve_exact((bucket.len() / 2).max(4));
+            }
             bucket.push(Slot { part, at });
             self.entries += 1;
         }

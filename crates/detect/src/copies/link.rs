@@ -226,14 +226,14 @@ impl Copies {
 
     /// Chunk `i` of text `t`: its fingerprint and features, if it has one.
     pub(super) fn chunk(&self, t: usize, i: usize) -> Option<(u64, u16)> {
-        self.clause_recs(t).nth(i).map(|c| (c.fp, c.feats))
+        self.clause_recs(t).nth(i).map(|c| (c.fp(), c.feats))
     }
 
     /// The chunk fingerprints of text `t`.
     pub(super) fn chunk_fps(&self, t: usize) -> ChunkFps {
         let mut out = ChunkFps::default();
         for (i, c) in self.clause_recs(t).enumerate() {
-            out.fps[i] = c.fp;
+            out.fps[i] = c.fp();
         }
         out.n = self.texts[t].n_clauses;
         out

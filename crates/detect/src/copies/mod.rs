@@ -88,14 +88,23 @@ struct TextRec {
 
 const _: () = assert!(std::mem::size_of::<TextRec>() == 48);
 
+/// One chunk of a held text: 12 bytes (the fingerprint in halves, so not padded to 16).
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct ClauseRec {
-    fp: u64,
+    fp: [u32; 2],
     /// Distinct features (coverage counts them).
     feats: u16,
     /// Information in whole nats.
     info: u16,
 }
+
+impl ClauseRec {
+    fn fp(&self) -> u64 {
+        u64::from(self.fp[0]) | u64::from(self.fp[1]) << 32
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<ClauseRec>() == 12);
 
 /// Per-event buffers, kept to avoid allocating.
 #[derive(Debug, Default)]
@@ -334,7 +343,7 @@ impl Copies {
         let filed = alive(self.base, self.texts.len() + 1);
         for (i, (c, &fp)) in evidence.iter().zip(&s.fps).enumerate() {
             self.clauses.push_back(ClauseRec {
-                fp,
+                fp: [fp as u32, (fp >> 32) as u32],
                 feats: c.feats,
                 info: c.info,
             });
@@ -471,7 +480,9 @@ impl Copies {
             for i in 0..usize::from(t.n_clauses) {
                 self.cap_hits +=
                     self.index
-                        .insert(self.clauses[start + i].fp, (seq << 4) | i as u32, |_| true);
+                        .insert(self.clauses[start + i].fp(), (seq << 4) | i as u32, |_| {
+                            true
+                        });
             }
         }
     }

@@ -112,13 +112,34 @@ impl DetectorConfig for DeviceFarmConfig {
     }
 }
 
-/// One device, keyed by [`key64`] of its fingerprint.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// One device, keyed by [`key64`] of its fingerprint: 56 bytes.
+#[derive(Debug, Serialize, Deserialize)]
 struct DeviceState {
     recent: Window,
-    /// Once crowded: its operation (resolve through [`Ops::root`]).
-    op: Option<u64>,
+    /// Once crowded: its operation (resolve through [`Ops::root`]); [`NO_OP`] before (an
+    /// `Option` would pad the slot by 8 bytes).
+    op: u64,
 }
+
+/// [`DeviceState::op`] of a device not crowded yet (operation ids count up from 0).
+const NO_OP: u64 = u64::MAX;
+
+impl Default for DeviceState {
+    fn default() -> Self {
+        DeviceState {
+            recent: Window::default(),
+            op: NO_OP,
+        }
+    }
+}
+
+impl DeviceState {
+    fn op(&self) -> Option<u64> {
+        (self.op != NO_OP).then_some(self.op)
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<DeviceState>() == 56);
 
 /// An address used by a crowded device: the devices seen on it since.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -230,7 +251,7 @@ impl DeviceFarm {
                     None if full => {
                         self.cap_hits += 1;
                         // A crowded device still reports its known accounts' events.
-                        return st.op.is_some().then_some(st);
+                        return st.op().is_some().then_some(st);
                     }
                     None if !self.budget.admits() => return None,
                     None => {
@@ -253,7 +274,7 @@ impl DeviceFarm {
                 self.accounts += 1;
                 Some(v.insert(DeviceState {
                     recent: Window::new(Recent { key, ts, name }),
-                    op: None,
+                    op: NO_OP,
                 }))
             }
         }
@@ -269,7 +290,8 @@ impl DeviceFarm {
         let st = self.devices.get_mut(device)?;
         let start = st.recent.iter().map(|r| r.ts).min().unwrap_or(now);
         let op = self.ops.open(device, name, start, now);
-        st.op = Some(op);
+        debug_assert!(op != NO_OP);
+        st.op = op;
         let mut root = op;
         for r in st.recent.iter() {
             match self.ops.join(
@@ -393,7 +415,7 @@ impl Detector for DeviceFarm {
         let Some(st) = self.see(device, account, ev.ts) else {
             return;
         };
-        let (op, n) = (st.op, st.recent.len());
+        let (op, n) = (st.op(), st.recent.len());
         let mut root = match op.and_then(|o| self.ops.root(o)) {
             Some(r) => r,
             None if n >= crowded => match self.crowd(device, device_name, ev.ts) {
