@@ -207,7 +207,9 @@ impl Copies {
         let start = rec.names_at.wrapping_sub(self.names_base as u32) as usize;
         let (n, m) = (usize::from(rec.name_len), usize::from(rec.target_len));
         let bytes = |from: usize, len: usize| -> String {
-            let v: Vec<u8> = (from..from + len).map(|i| self.names[i]).collect();
+            let v: Vec<u8> = (from..from + len)
+                .filter_map(|i| self.names.get(i).copied())
+                .collect();
             debug_assert!(
                 std::str::from_utf8(&v).is_ok(),
                 "names are cut at char boundaries"

@@ -80,9 +80,15 @@ impl<V: Serialize> Serialize for Interner<V> {
 impl<'de, V: Deserialize<'de> + Default> Deserialize<'de> for Interner<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (ids, names, generations, free, evicted) = Parts::<V>::deserialize(d)?;
-        if names.len() != generations.len() || names.len() > MAX_ENTRIES + 1 {
+        let n = names.len();
+        let in_slab = |id: u32| ((id & INDEX_MASK) as usize) < n;
+        if generations.len() != n
+            || n > MAX_ENTRIES + 1
+            || !free.iter().all(|i| in_slab(*i))
+            || !ids.values().all(|(id, _, _)| in_slab(*id))
+        {
             return Err(serde::de::Error::custom(
-                "interner: names and generations differ",
+                "interner: ids, names, generations and free slots do not agree",
             ));
         }
         let heap = names.iter().map(Name::heap_bytes).sum();
@@ -242,52 +248,42 @@ impl<V: Default> Interner<V> {
 mod tests {
     use super::*;
 
+    /// The id of `name`, seen at second `secs` (created if new; room for 8).
+    fn add(names: &mut Interner<u32>, name: &str, secs: i64) -> u32 {
+        let mut budget = Budget::new(u64::MAX);
+        let (id, v) = names
+            .get_or_insert(name, secs * 1000, 8, &mut budget)
+            .expect("room");
+        *v += 1;
+        id
+    }
+
     #[test]
     fn a_forgotten_id_misses_and_its_slot_is_reused_under_a_new_generation() {
-        let mut budget = Budget::new(u64::MAX);
         let mut names: Interner<u32> = Interner::default();
-        let (a, _) = names
-            .get_or_insert("alice", 10_000, 8, &mut budget)
-            .expect("room");
-        let (b, v) = names
-            .get_or_insert("bob", 20_000, 8, &mut budget)
-            .expect("room");
-        *v = 7;
+        let (a, b) = (add(&mut names, "alice", 10), add(&mut names, "bob", 20));
         assert_ne!(a, b);
-        assert_eq!(
-            names
-                .get_or_insert("alice", 30_000, 8, &mut budget)
-                .map(|e| e.0),
-            Some(a)
-        );
+        assert_eq!(add(&mut names, "alice", 30), a);
         assert_eq!((names.name(a), names.name(b)), (Some("alice"), Some("bob")));
-        assert_eq!(names.value(b), Some(&7));
+        assert_eq!((names.value(a), names.value(b)), (Some(&2), Some(&1)));
 
         names.evict(25_000, |_| ()); // bob was last seen at 20 s
-        assert_eq!(
-            (names.name(b), names.value(b)),
-            (None, None),
-            "a stale id misses"
-        );
-        let (c, _) = names
-            .get_or_insert("carol", 40_000, 8, &mut budget)
-            .expect("room");
+        let stale = (names.name(b), names.value(b));
+        assert_eq!(stale, (None, None), "a stale id misses");
+        let c = add(&mut names, "carol", 40);
         assert_eq!(c & INDEX_MASK, b & INDEX_MASK, "bob's slot is reused");
         assert_ne!(c, b, "...under another id");
         assert_eq!((names.name(c), names.name(b)), (Some("carol"), None));
 
         let json = serde_json::to_string(&names).expect("serialize");
         let mut back: Interner<u32> = serde_json::from_str(&json).expect("deserialize");
+        let named = [a, c, b].map(|id| back.name(id));
+        assert_eq!(named, [Some("alice"), Some("carol"), None]);
+        let d = add(&mut back, "dave", 50);
         assert_eq!(
-            (back.name(a), back.name(c), back.name(b)),
-            (Some("alice"), Some("carol"), None)
+            d,
+            add(&mut names, "dave", 50),
+            "a restored interner hands out the same ids"
         );
-        let (d, _) = back
-            .get_or_insert("dave", 50_000, 8, &mut budget)
-            .expect("room");
-        let (d2, _) = names
-            .get_or_insert("dave", 50_000, 8, &mut budget)
-            .expect("room");
-        assert_eq!(d, d2, "a restored interner hands out the same ids");
     }
 }

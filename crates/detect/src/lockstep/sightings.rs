@@ -176,8 +176,12 @@ impl Sightings {
     /// and the base moves to the earliest first time kept, but no more than 37 days before
     /// `ts`: a first time before that (a sighting on one post spanning weeks) is clamped.
     fn fit(&mut self, ts: Ts) {
-        let fits = ts >= self.base && ts - self.base <= Ts::from(u32::MAX);
-        if fits && self.occupied > 0 {
+        if self.occupied == 0 {
+            // Nothing to move (no scan: an emptied table of millions of slots stays cheap).
+            self.base = ts.saturating_sub(BASE_LAG_MS);
+            return;
+        }
+        if ts >= self.base && ts - self.base <= Ts::from(u32::MAX) {
             return;
         }
         let (old, oldest) = (self.base, ts.saturating_sub(BASE_LAG_MS));
