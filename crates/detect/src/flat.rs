@@ -21,22 +21,48 @@ use std::marker::PhantomData;
 /// The fewest slots a table that holds anything has.
 const MIN_SLOTS: usize = 16;
 
+/// A `u64` kept as two `u32` halves: aligned to 4, so a record holding one is not padded
+/// to a multiple of 8 (a 12-byte value makes a 20-byte slot, not 24). Serialized as a `u64`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Halves([u32; 2]);
+
+impl Halves {
+    pub fn new(v: u64) -> Self {
+        Halves([v as u32, (v >> 32) as u32])
+    }
+
+    pub fn get(self) -> u64 {
+        u64::from(self.0[0]) | u64::from(self.0[1]) << 32
+    }
+}
+
+impl Serialize for Halves {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Halves {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u64::deserialize(d).map(Halves::new)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Slot<V> {
-    /// The key as two halves (0: empty): a slot is aligned as its value is, so a 12-byte
-    /// value makes a 20-byte slot, not 24.
-    key: [u32; 2],
+    /// 0: empty.
+    key: Halves,
     value: V,
 }
 
 impl<V> Slot<V> {
     fn key(&self) -> u64 {
-        u64::from(self.key[0]) | u64::from(self.key[1]) << 32
+        self.key.get()
     }
 
     fn new(key: u64, value: V) -> Self {
         Slot {
-            key: [key as u32, (key >> 32) as u32],
+            key: Halves::new(key),
             value,
         }
     }

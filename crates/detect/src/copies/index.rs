@@ -3,7 +3,7 @@
 //!
 //! For distance `k` the fingerprint is cut into `k + 1` blocks: two fingerprints within `k`
 //! bits agree exactly on at least one block (pigeonhole). Table `t` files every fingerprint
-//! under its block `t` (2^16 buckets a table; a block wider than 16 bits is hashed down),
+//! under its block `t` (2^15 buckets a table; a block wider than 15 bits is hashed down),
 //! so a lookup scans `k + 1` buckets. An entry is 8 bytes: where the fingerprint is filed
 //! and the 32 bits that follow block `t`; an entry within `k` bits on those is a candidate,
 //! and the caller's full fingerprint of it decides (a random 64-bit fingerprint passes the
@@ -17,7 +17,7 @@
 //! `max_bucket` entries (a flood of one text cannot make lookups slow): beyond it the
 //! oldest goes, counted as a cap hit.
 
-const BUCKET_BITS: u32 = 16;
+const BUCKET_BITS: u32 = 15;
 
 /// One indexed fingerprint in one table: 8 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,7 +38,7 @@ impl Copies {
             } else {
                 self.clusters.union(root, cb, max_members, MAX_LIST)
             };
-            let d = (self.texts[a].fp ^ self.texts[b].fp).count_ones();
+            let d = (self.texts[a].fp.get() ^ self.texts[b].fp.get()).count_ones();
             let c = self.clusters.get_mut(root);
             c.distance_sum += u64::from(d);
             c.links += 1;
@@ -77,7 +77,7 @@ impl Copies {
         }
         if root != NONE {
             self.texts[a].cluster = root;
-            let ts = self.texts[a].ts;
+            let ts = self.texts[a].ts();
             let c = self.clusters.get_mut(root);
             c.texts += 1;
             c.first = c.first.min(ts);
@@ -102,9 +102,8 @@ impl Copies {
             let c = self.clusters.get_mut(r);
             c.copies += 1;
             c.coverage_permille += (coverage * 1000.0).round() as u64;
-            if !c.add_member(rec.account, &name, max_members)
-                && !c.member_keys.contains_key(rec.account)
-            {
+            let account = rec.account.get();
+            if !c.add_member(account, &name, max_members) && !c.member_keys.contains_key(account) {
                 self.cap_hits += 1;
             }
             let list = if rec.comment {
@@ -167,7 +166,7 @@ impl Copies {
     /// Text `t`'s cluster (made for it, of one text, if it has none).
     fn cluster_of(&mut self, t: usize) -> u32 {
         if self.texts[t].cluster == NONE {
-            let c = Cluster::new(self.texts[t].ts, &self.text_names(t).0);
+            let c = Cluster::new(self.texts[t].ts(), &self.text_names(t).0);
             self.texts[t].cluster = self.clusters.make(Cluster { texts: 1, ..c });
         }
         self.clusters.find(self.texts[t].cluster)

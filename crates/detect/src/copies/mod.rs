@@ -26,6 +26,7 @@ mod text;
 
 use crate::detector::{key64, Budget, Detector, DetectorKind, DetectorStats, Every, MapStats};
 use crate::findings::{Figure, Findings};
+use crate::flat::Halves;
 use crate::name::Name;
 use crate::profile::Profiles;
 use crate::ring::Ring;
@@ -61,12 +62,14 @@ fn short(s: &str) -> usize {
     n
 }
 
-/// One indexed text: 48 bytes, its names in the name ring.
+/// One indexed text: 44 bytes, its names in the name ring.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct TextRec {
-    ts: Ts,
-    account: u64,
-    fp: u64,
+    ts: Halves,
+    /// [`key64`] of its account.
+    account: Halves,
+    /// The whole text's fingerprint.
+    fp: Halves,
     /// Its account's name and then its target's (the post commented on, or the text's
     /// own post): `name_len + target_len` bytes from absolute offset `names_at` (its low 32
     /// bits) of the name ring.
@@ -86,12 +89,18 @@ struct TextRec {
     repeated: u16,
 }
 
-const _: () = assert!(std::mem::size_of::<TextRec>() == 48);
+const _: () = assert!(std::mem::size_of::<TextRec>() == 44);
+
+impl TextRec {
+    fn ts(&self) -> Ts {
+        self.ts.get() as Ts
+    }
+}
 
 /// One chunk of a held text: 12 bytes (the fingerprint in halves, so not padded to 16).
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct ClauseRec {
-    fp: [u32; 2],
+    fp: Halves,
     /// Distinct features (coverage counts them).
     feats: u16,
     /// Information in whole nats.
@@ -100,7 +109,7 @@ struct ClauseRec {
 
 impl ClauseRec {
     fn fp(&self) -> u64 {
-        u64::from(self.fp[0]) | u64::from(self.fp[1]) << 32
+        self.fp.get()
     }
 }
 
@@ -277,7 +286,7 @@ impl Copies {
         // The first chunk without its first words, computed when first needed.
         let mut lead: Option<([u64; 3], usize)> = None;
         for (off, mine, theirs) in shared_chunks(&s.hits) {
-            if self.texts[off].account == key {
+            if self.texts[off].account.get() == key {
                 continue;
             }
             let (mut mine, mut theirs) = (mine, theirs);
@@ -343,7 +352,7 @@ impl Copies {
         let filed = alive(self.base, self.texts.len() + 1);
         for (i, (c, &fp)) in evidence.iter().zip(&s.fps).enumerate() {
             self.clauses.push_back(ClauseRec {
-                fp: [fp as u32, (fp >> 32) as u32],
+                fp: Halves::new(fp),
                 feats: c.feats,
                 info: c.info,
             });
@@ -360,13 +369,13 @@ impl Copies {
             self.names.push_back(*b);
         }
         self.texts.push_back(TextRec {
-            ts: ev.ts,
-            account: key,
+            ts: Halves::new(ev.ts as u64),
+            account: Halves::new(key),
             names_at,
             name_len: name_len as u8,
             target_len: target_len as u8,
             comment,
-            fp: whole.fingerprint(),
+            fp: Halves::new(whole.fingerprint()),
             cluster: NONE,
             first_clause,
             n_clauses: evidence.len() as u8,
@@ -490,7 +499,7 @@ impl Copies {
     /// Drop texts past the window; on the sweep, expired index entries and dead clusters.
     fn evict(&mut self, watermark: Ts) {
         let horizon = watermark.saturating_sub(self.cfg.window_ms);
-        while self.texts.front().is_some_and(|t| t.ts < horizon) {
+        while self.texts.front().is_some_and(|t| t.ts() < horizon) {
             self.pop_oldest();
         }
         if !self.sweep.due(watermark) {
