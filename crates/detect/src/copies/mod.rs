@@ -483,15 +483,11 @@ impl Copies {
     /// After a restore: file every held clause again.
     fn rebuild_index(&mut self) {
         self.index = Index::new(self.cfg.max_hamming, self.cfg.max_bucket);
-        for (off, t) in self.texts.iter().enumerate() {
+        for off in 0..self.texts.len() {
             let seq = (self.base + off as u64) as u32 & SEQ_MASK;
-            let start = t.first_clause.wrapping_sub(self.clause_base as u32) as usize;
-            for i in 0..usize::from(t.n_clauses) {
-                self.cap_hits +=
-                    self.index
-                        .insert(self.clauses[start + i].fp(), (seq << 4) | i as u32, |_| {
-                            true
-                        });
+            let fps = self.chunk_fps(off);
+            for (i, &fp) in fps.as_slice().iter().enumerate() {
+                self.cap_hits += self.index.insert(fp, (seq << 4) | i as u32, |_| true);
             }
         }
     }

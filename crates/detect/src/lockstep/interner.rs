@@ -188,9 +188,13 @@ impl<V: Default> Interner<V> {
 
     /// Forget entries last seen before `cutoff`'s second, showing each forgotten value to
     /// `dropped`.
-    pub(super) fn evict(&mut self, cutoff: Ts, mut dropped: impl FnMut(&V)) {
+    pub(super) fn evict(&mut self, cutoff: Ts, dropped: impl FnMut(&V)) {
+        self.evict_before(second(cutoff), dropped);
+    }
+
+    /// Forget entries last seen before second `cutoff`.
+    fn evict_before(&mut self, cutoff: u32, mut dropped: impl FnMut(&V)) {
         let mut gone = Vec::new();
-        let cutoff = second(cutoff);
         self.ids.retain(|_, (id, seen, v)| {
             let keep = *seen >= cutoff;
             if !keep {
@@ -220,9 +224,9 @@ impl<V: Default> Interner<V> {
         }
         let n = n.clamp(1, seen.len());
         let (_, nth, _) = seen.select_nth_unstable(n - 1);
-        let cutoff = Ts::from(*nth) * 1000 + 1000;
+        let cutoff = nth.saturating_add(1);
         let before = self.ids.len();
-        self.evict(cutoff, |_| ());
+        self.evict_before(cutoff, |_| ());
         debug_assert!(before - self.ids.len() >= n);
         before - self.ids.len()
     }

@@ -63,6 +63,11 @@ impl Slot {
     fn last(&self) -> u64 {
         u64::from(self.first) + u64::from(self.last_delta)
     }
+
+    /// Holds a pair not expired at `cutoff`, times counted from `base`.
+    fn live(&self, base: Ts, cutoff: Ts) -> bool {
+        self.key != 0 && base.saturating_add(self.last() as Ts) >= cutoff
+    }
 }
 
 /// See the module docs.
@@ -110,7 +115,7 @@ impl Sightings {
 
     /// Holds a pair not yet expired at the cutoff (an empty slot never does).
     fn live(&self, s: &Slot) -> bool {
-        s.key != 0 && self.base.saturating_add(s.last() as Ts) >= self.cutoff
+        s.live(self.base, self.cutoff)
     }
 
     fn find(&self, key: u64) -> Option<usize> {
@@ -274,8 +279,7 @@ impl Sightings {
             self.occupied = 0;
             let mut lost = Vec::new();
             let (base, cutoff) = (self.base, self.cutoff);
-            let live = |s: &&Slot| s.key != 0 && base.saturating_add(s.last() as Ts) >= cutoff;
-            for s in old.iter().filter(live) {
+            for s in old.iter().filter(|s| s.live(base, cutoff)) {
                 if !self.place(*s) {
                     lost.push(*s);
                 }
