@@ -154,9 +154,10 @@ fn lockstep_finds_the_co_link_core_and_nothing_outside_the_network() {
         "URL shares: {} flagged, {found} of the 131 in the co_link 4-core; per group {per_group:?}",
         flagged.len()
     );
-    // 95 of 131 measured (72.5%); the groups left out co-share no faster than chance
-    // (docs/detectors/lockstep.md, "Real data").
-    assert!(found >= 93, "{found} of 131: {per_group:?}");
+    // 101 of 131 measured (77%); the groups left out share the minute at the rate and
+    // the spread of gaps of the simulator's fans (docs/detectors/lockstep.md, "On the
+    // real stream").
+    assert!(found >= 99, "{found} of 131: {per_group:?}");
     assert!(
         flagged.len() - found <= 3,
         "{} off the core",

@@ -200,6 +200,53 @@ fn fans_who_share_targets_but_rarely_the_minute_are_not_a_farm() {
     assert!(!alerts.is_empty(), "without it the fans look like a farm");
 }
 
+/// Six pages share each of 30 links (one every 8 h) at random times within 6 hours, except
+/// every fourth link, which all of them post within `sync_ms` of each other.
+fn pages(sync_ms: u64, seed: u64) -> Vec<Eng> {
+    let mut r = Lcg(seed);
+    let mut e = Vec::new();
+    for link in 0..30 {
+        let synced = link % 4 == 3;
+        for page in 0..6 {
+            let after = if synced {
+                r.next(sync_ms)
+            } else {
+                r.next(6 * 60 * MIN as u64)
+            };
+            e.push((
+                link * 8 * 60 * MIN + after as i64,
+                format!("page{page}"),
+                format!("url{link}"),
+            ));
+        }
+    }
+    e
+}
+
+#[test]
+fn pages_that_now_and_then_post_within_seconds_are_a_group() {
+    // A scheduler posts the same link on six pages within 2 s, on every fourth link: a pair
+    // shares the minute on a quarter of its common links, below `min_sync_share` (0.35),
+    // as a German co-link group of five did; but by chance only one synchronized
+    // co-engagement in twelve would be that tight.
+    let (alerts, _) = check(LockstepConfig::default(), pages(2_000, 12));
+    let last = alerts.last().expect("tight pages are a group");
+    assert_eq!(last.accounts.len(), 6, "{:?}", last.accounts);
+    // Without the tight test the share alone does not make them a group...
+    let off = LockstepConfig {
+        tight_gap_ms: 0,
+        ..LockstepConfig::default()
+    };
+    assert!(check(off, pages(2_000, 12)).0.is_empty());
+    // ...nor do pages that meet in the minute as often but at gaps spread over it.
+    let (alerts, _) = check(LockstepConfig::default(), pages(60_000, 12));
+    assert!(
+        alerts.is_empty(),
+        "{:?}",
+        alerts.iter().map(|a| &a.accounts).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn a_second_synchronized_wave_on_one_post_is_new_evidence() {
     // Eight pages share one link within 20 s, and again 13 hours later (as a German

@@ -28,6 +28,10 @@ pub struct LockstepConfig {
     /// ...and, of the targets both engaged lately (the last few of each), at least this
     /// share engaged in sync: fans of one idol share many targets but rarely the minute.
     pub min_sync_share: f64,
+    /// ...unless the pair is tight: at least three of its co-engagements, and at least half,
+    /// less than this many ms apart (by chance 1 in 12 would be, at 5 s of 60 s):
+    /// automation posts within seconds, fans spread over the window. 0 = off.
+    pub tight_gap_ms: i64,
     /// A pair engaging a post it already engaged together counts it again when this
     /// long or more after its last co-engagement (a second synchronized wave).
     pub resync_gap_ms: i64,
@@ -69,6 +73,7 @@ impl Default for LockstepConfig {
             min_edge_weight: 1.5,
             min_overlap: 0.1,
             min_sync_share: 0.35,
+            tight_gap_ms: 5_000,
             resync_gap_ms: 3_600_000,
             pair_horizon_ms: 30 * 86_400_000,
             single_pair_ttl_ms: 21 * 86_400_000,
@@ -111,6 +116,7 @@ impl DetectorConfig for LockstepConfig {
             || !(1..=super::sightings::BASE_LAG_MS).contains(&self.single_pair_ttl_ms)
             || !(1..=i64::from(u16::MAX)).contains(&self.sync_window_ms)
             || self.max_pairing_degree > u32::from(u16::MAX)
+            || !(0..=self.sync_window_ms).contains(&self.tight_gap_ms)
             || self.resync_gap_ms <= 0
             || self.pair_horizon_ms < self.single_pair_ttl_ms
             || !(1..=super::interner::MAX_ENTRIES).contains(&self.max_accounts)
@@ -119,7 +125,7 @@ impl DetectorConfig for LockstepConfig {
             || self.max_single_pairs == 0
             || self.max_state_bytes == 0
         {
-            return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap, min_sync_share <= 1, pair_horizon_ms >= single_pair_ttl_ms, max_accounts and max_targets from 1 to 16,777,214, single_pair_ttl_ms at most 2^31 (24.8 days), sync_window_ms at most 65,535, max_pairing_degree at most 65,535 (the first-sighting table's fields)".into());
+            return Err("need positive windows and caps, max_recent_per_target >= 2, min_group_size >= 2, 0 <= min_density <= 1, 0 <= min_overlap, min_sync_share <= 1, 0 <= tight_gap_ms <= sync_window_ms, pair_horizon_ms >= single_pair_ttl_ms, max_accounts and max_targets from 1 to 16,777,214, single_pair_ttl_ms at most 2^31 (24.8 days), sync_window_ms at most 65,535, max_pairing_degree at most 65,535 (the first-sighting table's fields)".into());
         }
         self.findings.validate()
     }

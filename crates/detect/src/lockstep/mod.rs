@@ -33,6 +33,9 @@ use std::collections::{BTreeSet, VecDeque};
 /// Distinct targets remembered per pair (for de-duplication and evidence).
 const PAIR_TARGETS: usize = 8;
 
+/// Tight co-engagements that make a pair tight (see [`is_tight`]).
+const MIN_TIGHT: u16 = 3;
+
 /// The longest event time between sweeps.
 const SWEEP_MAX_MS: i64 = 10 * 60_000;
 
@@ -49,6 +52,8 @@ struct Pair {
     first: Ts,
     last: Ts,
     hits: u32,
+    /// Co-engagements counted in `hits` less than `tight_gap_ms` apart.
+    tight: u16,
     weight: f64,
     gap_sum_ms: f64,
     /// The last distinct targets, newest first (`u32::MAX` = empty).
@@ -59,6 +64,14 @@ struct Pair {
 /// The weight of one co-engagement on a post with `degree` engagements so far.
 fn co_weight(degree: u32, popular_degree: f64) -> f64 {
     1.0 / (1.0 + (1.0 + f64::from(degree) / popular_degree).ln())
+}
+
+/// Whether a pair's co-engagements were mostly tight: at least [`MIN_TIGHT`] of them,
+/// and at least half, less than `tight_gap_ms` apart. By chance a synchronized co-engagement's gap
+/// is spread over the whole window (1 in 12 within 5 s of a 60 s window), so tight
+/// co-engagements are automation's mark, and such a pair needs no synchronized share.
+fn is_tight(tight: u16, hits: u32) -> bool {
+    tight >= MIN_TIGHT && 2 * u32::from(tight) >= hits
 }
 
 /// A post id's key in [`Lockstep::active`] (never 0, which the table keeps for empty).
@@ -247,6 +260,7 @@ impl Lockstep {
                     first: first.first,
                     last: first.last(),
                     hits: 1,
+                    tight: u16::from(i64::from(first.gap_ms) < self.cfg.tight_gap_ms),
                     weight: co_weight(first.degree, self.cfg.popular_degree),
                     gap_sum_ms: f64::from(first.gap_ms),
                     targets,
@@ -264,6 +278,9 @@ impl Lockstep {
             return;
         }
         pair.hits += 1;
+        pair.tight = pair
+            .tight
+            .saturating_add(u16::from(gap < self.cfg.tight_gap_ms));
         pair.weight += weight;
         pair.gap_sum_ms += gap as f64;
         if !again {
@@ -282,7 +299,8 @@ impl Lockstep {
             let (synced, common) = synced_of_common(&pa, &pb, &pair.targets);
             let least = pa.engagements.min(pb.engagements);
             if pair.weight >= self.cfg.min_overlap * f64::from(least)
-                && synced as f64 >= self.cfg.min_sync_share * common as f64
+                && (synced as f64 >= self.cfg.min_sync_share * common as f64
+                    || is_tight(pair.tight, pair.hits))
             {
                 if let Some(pair) = self.pairs.get_mut(key) {
                     pair.is_edge = true;
