@@ -248,6 +248,36 @@ fn pages_that_now_and_then_post_within_seconds_are_a_group() {
 }
 
 #[test]
+fn past_the_pairing_degree_only_pairs_already_exact_gain_evidence() {
+    // 600 people like a viral post over ten minutes; then six accounts like it within
+    // 20 s. Past `max_pairing_degree` (500) that makes no new pair, but strengthens pairs
+    // already on two targets: with three targets needed, the six are a group only if
+    // two jobs came before.
+    let viral = |e: &mut Vec<Eng>| {
+        e.extend((0..600).map(|i| (60 * MIN + i * 1_000, format!("crowd{i:03}"), "viral".into())));
+        e.extend(
+            farm("bot", 0..6, 0..1, 20_000, 3)
+                .into_iter()
+                .map(|(ts, a, _)| (ts + 71 * MIN, a, "viral".into())),
+        );
+    };
+    let cfg = LockstepConfig {
+        min_shared_targets: 3,
+        ..LockstepConfig::default()
+    };
+    let mut e = farm("bot", 0..6, 0..2, 20_000, 1);
+    viral(&mut e);
+    let (alerts, _) = check(cfg.clone(), e);
+    let last = alerts
+        .last()
+        .expect("two jobs and the viral post are three targets");
+    assert_eq!(last.accounts.len(), 6, "{:?}", last.accounts);
+    let mut e = farm("bot", 0..6, 0..1, 20_000, 1);
+    viral(&mut e);
+    assert!(check(cfg, e).0.is_empty(), "one job: no pair is exact yet");
+}
+
+#[test]
 fn a_second_synchronized_wave_on_one_post_is_new_evidence() {
     // Eight pages share one link within 20 s, and again 13 hours later (as a German
     // co-link group did): two waves, one target.

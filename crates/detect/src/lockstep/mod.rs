@@ -74,8 +74,9 @@ fn is_tight(tight: u16, hits: u32) -> bool {
     tight >= MIN_TIGHT && 2 * u32::from(tight) >= hits
 }
 
-/// A post id's key in [`Lockstep::active`] (never 0, which the table keeps for empty).
-fn active_key(post: u32) -> u64 {
+/// An id's key in the maps keyed by id, [`Lockstep::active`] and [`Lockstep::paired`]
+/// (never 0, which the tables keep for empty).
+fn id_key(post: u32) -> u64 {
     u64::from(post) | 1 << 32
 }
 
@@ -99,6 +100,11 @@ pub struct Lockstep {
     active: FlatMap<Active>,
     /// Pairs seen on two or more targets (exact).
     pairs: FlatMap<Pair>,
+    /// Accounts in exact pairs, by id: how many (0 until the sweep drops them). Past the
+    /// pairing degree an engagement only strengthens exact pairs, so an account in none
+    /// looks no further (most engagements of a viral post; without this they probed
+    /// `pairs` once per recent engager).
+    paired: FlatMap<u32>,
     /// Pairs seen on one target so far.
     sightings: Sightings,
     /// The coordination graph: adjacency of edge pairs.
@@ -137,6 +143,7 @@ impl DetectorKind for Lockstep {
             posts: Interner::default(),
             active: FlatMap::default(),
             pairs: FlatMap::default(),
+            paired: FlatMap::default(),
             adj: FxHashMap::default(),
             edge_count: 0,
             touched: FxHashSet::default(),
@@ -167,10 +174,11 @@ impl Lockstep {
         activity.saw(p);
         *degree = degree.saturating_add(1);
         let degree = *degree;
-        let t = self
-            .active
-            .entry(active_key(p))
-            .or_insert(Active::default());
+        // Past the pairing degree only exact pairs gain evidence (`co_engaged`): an account
+        // in none has no partner to look up (most engagements of a viral post).
+        let may_create = degree <= cfg.max_pairing_degree;
+        let pairs_with = may_create || self.paired.get(id_key(a)).is_some_and(|n| *n > 0);
+        let t = self.active.entry(id_key(p)).or_insert(Active::default());
         t.newest = t.newest.max(ts);
         while t
             .recent
@@ -182,11 +190,13 @@ impl Lockstep {
         }
         let mut partners = std::mem::take(&mut self.partners);
         partners.clear();
-        partners.extend(
-            t.recent
-                .iter()
-                .filter(|(b, at)| *b != a && (ts - at).abs() <= cfg.sync_window_ms),
-        );
+        if pairs_with {
+            partners.extend(
+                t.recent
+                    .iter()
+                    .filter(|(b, at)| *b != a && (ts - at).abs() <= cfg.sync_window_ms),
+            );
+        }
         if t.recent.len() >= cfg.max_recent_per_target {
             t.recent.pop_front();
             self.recent_entries -= 1;
@@ -194,9 +204,8 @@ impl Lockstep {
         }
         t.recent.push_back((a, ts));
         self.recent_entries += 1;
-        // Past the pairing degree only pairs already on two targets gain evidence: the
-        // first-sighting table is not consulted (its lookups miss the cache).
-        let may_create = degree <= cfg.max_pairing_degree;
+        // Past the pairing degree the first-sighting table is not consulted (its lookups
+        // miss the cache).
         if may_create {
             let touched = partners
                 .iter()
@@ -254,6 +263,9 @@ impl Lockstep {
                     return;
                 }
                 self.sightings.remove(key);
+                for x in [a, b] {
+                    *self.paired.entry(id_key(x)).or_insert(0) += 1;
+                }
                 let mut targets = [u32::MAX; PAIR_TARGETS];
                 targets[0] = first.target;
                 self.pairs.entry(key).or_insert(Pair {
@@ -316,6 +328,7 @@ impl Lockstep {
         self.posts.shrink();
         self.active.shrink_to_fit();
         self.pairs.shrink_to_fit();
+        self.paired.shrink_to_fit();
         self.adj.shrink_to_fit();
         self.touched.shrink_to_fit();
     }
@@ -325,13 +338,25 @@ impl Lockstep {
         let horizon = watermark.saturating_sub(self.cfg.pair_horizon_ms);
         let single = watermark.saturating_sub(self.cfg.single_pair_ttl_ms);
         let mut dropped_edges = Vec::new();
+        let paired = &mut self.paired;
         self.pairs.retain(|k, p| {
             let keep = p.last >= horizon && (p.hits >= 2 || p.last >= single);
-            if !keep && p.is_edge {
-                dropped_edges.push(k);
+            if !keep {
+                let (a, b) = unpack(k);
+                for x in [a, b] {
+                    let n = paired.get_mut(id_key(x));
+                    debug_assert!(n.as_ref().is_some_and(|n| **n > 0), "counted in both");
+                    if let Some(n) = n {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+                if p.is_edge {
+                    dropped_edges.push(k);
+                }
             }
             keep
         });
+        self.paired.retain(|_, n| *n > 0);
         for k in dropped_edges {
             let (a, b) = unpack(k);
             self.remove_edge(a, b);
@@ -545,6 +570,11 @@ impl Detector for Lockstep {
                     map: "pairs",
                     entries: self.pairs.len() as u64,
                     bytes: self.pairs.bytes(),
+                },
+                MapStats {
+                    map: "paired_accounts",
+                    entries: self.paired.len() as u64,
+                    bytes: self.paired.bytes(),
                 },
                 MapStats {
                     map: "single_pairs",
