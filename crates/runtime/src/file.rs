@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 pub struct LineReader<R> {
     inner: R,
     max: usize,
+    /// A line that did not lie whole in `inner`'s buffer, copied.
     buf: Vec<u8>,
+    /// Bytes of `inner`'s buffer that the last line borrowed: consumed on the next call.
+    borrowed: usize,
     line: u64,
     bytes: u64,
 }
@@ -33,6 +36,7 @@ impl<R: BufRead> LineReader<R> {
             inner,
             max,
             buf: Vec::with_capacity(1024),
+            borrowed: 0,
             line: 0,
             bytes: 0,
         }
@@ -46,6 +50,25 @@ impl<R: BufRead> LineReader<R> {
     /// The next non-blank line and its 1-based number, or `None` at end of input.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
         loop {
+            self.inner.consume(std::mem::take(&mut self.borrowed));
+            // Most lines lie whole in the reader's buffer: borrow them there, no copy.
+            let avail = self.inner.fill_buf()?;
+            let within = &avail[..avail.len().min(self.max + 1)];
+            if let Some(n) = memchr::memchr(b'\n', within) {
+                let record = trim_cr(&within[..n]);
+                let blank = record.iter().all(u8::is_ascii_whitespace);
+                self.bytes += n as u64 + 1;
+                self.line += 1;
+                if blank {
+                    self.inner.consume(n + 1);
+                    continue;
+                }
+                let len = record.len();
+                self.borrowed = n + 1;
+                // The same buffer again (nothing consumed, so nothing is read).
+                let avail = self.inner.fill_buf()?;
+                return Ok(Some((self.line, Line::Record(&avail[..len]))));
+            }
             self.buf.clear();
             let n = (&mut self.inner)
                 .take(self.max as u64 + 1)
@@ -64,14 +87,18 @@ impl<R: BufRead> LineReader<R> {
             if had_newline {
                 self.buf.pop();
             }
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
-            }
+            let len = trim_cr(&self.buf).len();
+            self.buf.truncate(len);
             if !self.buf.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Some((self.line, Line::Record(&self.buf))));
             }
         }
     }
+}
+
+/// `line` without one trailing carriage return.
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Writes alerts as JSON Lines (the drive loop has stamped `emitted_at`).

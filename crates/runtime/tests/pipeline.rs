@@ -99,6 +99,40 @@ fn line_reader_bounds_memory_on_huge_lines() {
     assert_eq!(r.bytes_read(), input.len() as u64);
 }
 
+#[test]
+fn line_reader_gives_the_same_lines_whatever_its_buffer() {
+    // Lines borrowed from the reader's buffer, or copied when they straddle its end:
+    // the same lines, numbers and byte count either way.
+    let input = b"one\r\n\n  \r\ntwo two\n0123456789abcdef\nthree\r\nlast".to_vec();
+    let read = |capacity: usize| {
+        let mut r = LineReader::new(std::io::BufReader::with_capacity(capacity, &input[..]), 12);
+        let mut lines = Vec::new();
+        while let Some((n, line)) = r.next_line().expect("io") {
+            lines.push(format!("{n} {line:?}"));
+        }
+        (lines, r.bytes_read())
+    };
+    let (whole, bytes) = read(1 << 16);
+    assert_eq!(
+        whole,
+        [
+            "1 Record([111, 110, 101])",
+            "4 Record([116, 119, 111, 32, 116, 119, 111])",
+            "5 Oversized([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98])",
+            "6 Record([116, 104, 114, 101, 101])",
+            "7 Record([108, 97, 115, 116])",
+        ]
+    );
+    assert_eq!(bytes, input.len() as u64);
+    for capacity in 1..40 {
+        assert_eq!(
+            read(capacity),
+            (whole.clone(), bytes),
+            "capacity {capacity}"
+        );
+    }
+}
+
 const VALID: &[&str] = &[
     r#"{"type":"register","ts":1732000000000,"account":"u1001","ip":"203.0.113.7","device":"d-9f2","name":"n"}"#,
     r#"{"type":"engage","ts":1732000009000,"account":"u1001","action":"like","post":"p55","author":"u7"}"#,
