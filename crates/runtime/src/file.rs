@@ -53,7 +53,7 @@ impl<R: BufRead> LineReader<R> {
             self.inner.consume(std::mem::take(&mut self.borrowed));
             // Most lines lie whole in the reader's buffer: borrow them there, no copy.
             let avail = self.inner.fill_buf()?;
-            let within = &avail[..avail.len().min(self.max + 1)];
+            let within = &avail[..avail.len().min(self.max.saturating_add(1))];
             if let Some(n) = memchr::memchr(b'\n', within) {
                 let record = trim_cr(&within[..n]);
                 let blank = record.iter().all(u8::is_ascii_whitespace);

@@ -67,17 +67,18 @@ fn co_weight(degree: u32, popular_degree: f64) -> f64 {
 }
 
 /// Whether a pair's co-engagements were mostly tight: at least [`MIN_TIGHT`] of them,
-/// and at least half, less than `tight_gap_ms` apart. By chance a synchronized co-engagement's gap
-/// is spread over the whole window (1 in 12 within 5 s of a 60 s window), so tight
-/// co-engagements are automation's mark, and such a pair needs no synchronized share.
+/// and at least half, less than `tight_gap_ms` apart. By chance a synchronized
+/// co-engagement's gap is spread over the whole window (1 in 12 within 5 s of a 60 s
+/// window), so tight co-engagements are automation's mark, and such a pair needs no
+/// synchronized share.
 fn is_tight(tight: u16, hits: u32) -> bool {
     tight >= MIN_TIGHT && 2 * u32::from(tight) >= hits
 }
 
 /// An id's key in the maps keyed by id, [`Lockstep::active`] and [`Lockstep::paired`]
 /// (never 0, which the tables keep for empty).
-fn id_key(post: u32) -> u64 {
-    u64::from(post) | 1 << 32
+fn id_key(id: u32) -> u64 {
+    u64::from(id) | 1 << 32
 }
 
 fn pair_key(a: u32, b: u32) -> u64 {
