@@ -11,12 +11,14 @@ mod activity;
 mod config;
 mod graph;
 mod interner;
+mod pair;
 mod sightings;
 
 use activity::{synced_of_common, Activity};
 pub use config::LockstepConfig;
 pub use graph::{dense_groups, without_weak_members, DenseGroup};
 use interner::Interner;
+use pair::{co_weight, pair_key, unpack, Pair};
 use sightings::{Sighting, Sightings};
 
 use crate::detector::{
@@ -30,12 +32,6 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
 
-/// Distinct targets remembered per pair (for de-duplication and evidence).
-const PAIR_TARGETS: usize = 8;
-
-/// Tight co-engagements that make a pair tight (see [`is_tight`]).
-const MIN_TIGHT: u16 = 3;
-
 /// The longest event time between sweeps.
 const SWEEP_MAX_MS: i64 = 10 * 60_000;
 
@@ -47,46 +43,10 @@ struct Active {
     newest: Ts,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Pair {
-    first: Ts,
-    last: Ts,
-    hits: u32,
-    /// Co-engagements counted in `hits` less than `tight_gap_ms` apart.
-    tight: u16,
-    weight: f64,
-    gap_sum_ms: f64,
-    /// The last distinct targets, newest first (`u32::MAX` = empty).
-    targets: [u32; PAIR_TARGETS],
-    is_edge: bool,
-}
-
-/// The weight of one co-engagement on a post with `degree` engagements so far.
-fn co_weight(degree: u32, popular_degree: f64) -> f64 {
-    1.0 / (1.0 + (1.0 + f64::from(degree) / popular_degree).ln())
-}
-
-/// Whether a pair's co-engagements were mostly tight: at least [`MIN_TIGHT`] of them,
-/// and at least half, less than `tight_gap_ms` apart. By chance a synchronized
-/// co-engagement's gap is spread over the whole window (1 in 12 within 5 s of a 60 s
-/// window), so tight co-engagements are automation's mark, and such a pair needs no
-/// synchronized share.
-fn is_tight(tight: u16, hits: u32) -> bool {
-    tight >= MIN_TIGHT && 2 * u32::from(tight) >= hits
-}
-
 /// An id's key in the maps keyed by id, [`Lockstep::active`] and [`Lockstep::paired`]
 /// (never 0, which the tables keep for empty).
 fn id_key(id: u32) -> u64 {
     u64::from(id) | 1 << 32
-}
-
-fn pair_key(a: u32, b: u32) -> u64 {
-    (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
-}
-
-fn unpack(k: u64) -> (u32, u32) {
-    ((k >> 32) as u32, k as u32)
 }
 
 /// See the module docs and `docs/detectors/lockstep.md`.
@@ -267,18 +227,9 @@ impl Lockstep {
                 for x in [a, b] {
                     *self.paired.entry(id_key(x)).or_insert(0) += 1;
                 }
-                let mut targets = [u32::MAX; PAIR_TARGETS];
-                targets[0] = first.target;
-                self.pairs.entry(key).or_insert(Pair {
-                    first: first.first,
-                    last: first.last(),
-                    hits: 1,
-                    tight: u16::from(i64::from(first.gap_ms) < self.cfg.tight_gap_ms),
-                    weight: co_weight(first.degree, self.cfg.popular_degree),
-                    gap_sum_ms: f64::from(first.gap_ms),
-                    targets,
-                    is_edge: false,
-                })
+                self.pairs
+                    .entry(key)
+                    .or_insert(Pair::from_sighting(&first, &self.cfg))
             }
         };
         // A second action on the same post is not new evidence, unless the pair engages
@@ -312,8 +263,7 @@ impl Lockstep {
             let (synced, common) = synced_of_common(&pa, &pb, &pair.targets);
             let least = pa.engagements.min(pb.engagements);
             if pair.weight >= self.cfg.min_overlap * f64::from(least)
-                && (synced as f64 >= self.cfg.min_sync_share * common as f64
-                    || is_tight(pair.tight, pair.hits))
+                && (synced as f64 >= self.cfg.min_sync_share * common as f64 || pair.is_tight())
             {
                 if let Some(pair) = self.pairs.get_mut(key) {
                     pair.is_edge = true;
