@@ -3,7 +3,8 @@
 //! Core crates do no IO and read no clock; detectors do not import each other and the seam
 //! does not import the registry; every module says what it is; files stay readable; snapshot
 //! state has no generic structs (the schema trace would see one instantiation only); metric
-//! labels are the documented closed set; every invariant names a test that exists.
+//! labels are the documented closed set; every invariant names a test that exists; the
+//! only `unsafe` is the runtime's cache hint.
 
 use std::path::{Path, PathBuf};
 
@@ -305,5 +306,32 @@ fn every_invariant_names_a_test_that_exists() {
             }
         }
     }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn the_only_unsafe_code_is_the_runtimes_cache_hint() {
+    const HINT: &str = "crates/runtime/src/prefetch.rs";
+    // Spelled in halves so that this test does not find itself.
+    let (block, func) = (concat!("unsafe", " {"), concat!("unsafe", " fn"));
+    let mut bad = Vec::new();
+    for f in all_sources() {
+        let rel = f.strip_prefix(root()).unwrap_or(&f).display().to_string();
+        let rel = rel.trim_start_matches("../").to_string();
+        let text = read(&f);
+        for (n, line) in code(&text) {
+            let unsafe_block = line.contains(block) || line.contains(func);
+            if unsafe_block && !rel.ends_with(HINT) {
+                bad.push(format!("{rel}:{n}: unsafe code outside {HINT}"));
+            }
+        }
+        let lib = rel.ends_with("src/lib.rs") || rel.ends_with("src/main.rs");
+        if lib && !rel.contains("crates/runtime/") && !text.contains("#![forbid(unsafe_code)]") {
+            bad.push(format!("{rel}: does not forbid unsafe code"));
+        }
+    }
+    let hint = read(&root().join(HINT));
+    let blocks = code(&hint).filter(|(_, l)| l.contains(block)).count();
+    assert_eq!(blocks, 1, "{HINT} has one unsafe block, its prefetch");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

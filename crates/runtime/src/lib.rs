@@ -8,7 +8,7 @@
 //! [`kafka`] (consumer group, at-least-once output) as sources and sinks;
 //! [`metrics`] exports Prometheus counters per batch and [`http`] serves them.
 //! Detectors themselves live in `levee-detect` and never see any of this IO.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod clock;
 pub mod config;
@@ -20,6 +20,7 @@ pub mod kafka;
 pub mod metrics;
 mod packed;
 pub mod pipeline;
+mod prefetch;
 pub mod reorder;
 pub mod snapshot;
 

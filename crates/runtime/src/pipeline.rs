@@ -234,15 +234,10 @@ impl Pipeline {
     fn release(&mut self, alerts: &mut Vec<Alert>) {
         if let Some(w) = self.lanes.watermark() {
             if self.released.is_none_or(|r| w > r) {
-                while let Some(h) = self.held.pop_before(w) {
-                    deliver(
-                        h,
-                        &mut self.ticker,
-                        &mut self.detectors,
-                        &self.limits,
-                        alerts,
-                    );
-                }
+                let (ticker, detectors, limits) =
+                    (&mut self.ticker, &mut self.detectors, &self.limits);
+                self.held
+                    .release_before(w, |h| deliver(h, ticker, detectors, limits, alerts));
                 self.released = Some(w);
                 // Ticks start with the first event handed over, so their sequence is a
                 // function of the events, not of how far the watermark had run by then.
