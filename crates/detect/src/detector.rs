@@ -18,6 +18,12 @@ pub trait Detector {
     /// detector declares [`DetectorKind::READS_PROFILES`]).
     fn on_event(&mut self, ev: &Event<'_>, profiles: &Profiles, out: &mut Vec<Alert>);
 
+    /// Name the cache lines [`Detector::on_event`] will read first for `ev`, an event a
+    /// few places ahead of the next one it sees, so that the runtime can ask the CPU for
+    /// them early and the misses of several events overlap. A hint: it changes nothing,
+    /// and a line named in vain costs only time.
+    fn lookahead(&self, _ev: &Event<'_>, _want: &mut Lookahead) {}
+
     /// The watermark advanced to `watermark`: no event older than it will be
     /// seen again (bar late ones within grace). Evict windows, emit findings.
     fn on_tick(&mut self, _watermark: Ts, _out: &mut Vec<Alert>) {}
@@ -29,6 +35,24 @@ pub trait Detector {
     /// batch, so it must not walk the maps: sizes are kept as the maps change.
     fn stats(&self) -> DetectorStats {
         DetectorStats::default()
+    }
+}
+
+/// Addresses of cache lines the detectors will read (see [`Detector::lookahead`]):
+/// numbers only, nothing is read through them.
+#[derive(Debug, Default)]
+pub struct Lookahead(Vec<usize>);
+
+impl Lookahead {
+    pub fn want(&mut self, addr: Option<usize>) {
+        if let Some(a) = addr {
+            self.0.push(a);
+        }
+    }
+
+    /// The addresses named since the last call, emptied.
+    pub fn take(&mut self) -> std::vec::Drain<'_, usize> {
+        self.0.drain(..)
     }
 }
 

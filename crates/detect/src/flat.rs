@@ -203,6 +203,15 @@ impl<V> FlatMap<V> {
         Some(&mut self.slots[i].value)
     }
 
+    /// The address of the slot a lookup of `key` reads first, for a cache hint ahead of
+    /// it (a number, not a reference: nothing is read through it).
+    pub fn slot_addr(&self, key: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        Some(std::ptr::from_ref(&self.slots[self.home(stored(key))]) as usize)
+    }
+
     pub fn contains_key(&self, key: u64) -> bool {
         self.get(key).is_some()
     }
@@ -357,6 +366,31 @@ impl<'de, V: Deserialize<'de> + Default> Deserialize<'de> for FlatMap<V> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// The hint names the slot a lookup reads first: the entry's own slot when it is
+    /// alone on its probe sequence, the start of its sequence always.
+    #[test]
+    fn slot_addr_is_where_a_lookup_starts() {
+        let mut m: FlatMap<u64> = FlatMap::default();
+        assert_eq!(m.slot_addr(7), None, "no table, no hint");
+        let slot = std::mem::size_of::<Slot<u64>>();
+        for k in 1..=10u64 {
+            m.entry(k * 0x9E37_79B9).or_insert(k);
+        }
+        let mut alone = 0;
+        for k in 1..=10u64 {
+            let key = k * 0x9E37_79B9;
+            let value = std::ptr::from_ref(m.get(key).expect("inserted")) as usize;
+            let home = m.slot_addr(key).expect("a table");
+            let first = m.slots.as_ptr() as usize;
+            assert!((home - first).is_multiple_of(slot) && home - first < m.slots.len() * slot);
+            let (h, f) = ((home - first) / slot, (value - first) / slot);
+            // The lookup starts at `h`: the key is there, or `h` holds another one.
+            assert!(h == f || m.slots[h].key() != 0, "key {k}");
+            alone += usize::from(h == f);
+        }
+        assert!(alone > 0, "some key sits in its home slot");
+    }
 
     /// Against a `HashMap`: inserts, updates, removals by `retain`, shrinks and a serde
     /// round trip, with keys clustered in their low bits and the 0/1 alias.

@@ -41,7 +41,7 @@ mod zombie_inflation;
 pub use batch_registration::{BatchRegistration, BatchRegistrationConfig};
 pub use copies::{Copies, CopiesConfig, NearDuplicates};
 pub use detector::{
-    Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
+    Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, Lookahead, MapStats,
 };
 pub use device_farm::{DeviceFarm, DeviceFarmConfig};
 pub use findings::{Figure, Findings, FindingsConfig};

@@ -131,6 +131,11 @@ impl Profiles {
         }
     }
 
+    /// The slot [`Profiles::observe`] will read for `ev` (see [`crate::Detector::lookahead`]).
+    pub fn lookahead(&self, ev: &Event<'_>, want: &mut crate::detector::Lookahead) {
+        want.want(self.map.slot_addr(key64(&ev.account)));
+    }
+
     pub fn get(&self, account: &str) -> Option<AccountProfile> {
         self.map.get(key64(account)).copied()
     }

@@ -5,7 +5,7 @@
 //! two dispatch arms. Everything else (construction, validation, names, metrics,
 //! snapshots) follows from that list.
 
-use crate::detector::{Detector, DetectorConfig, DetectorKind, DetectorStats};
+use crate::detector::{Detector, DetectorConfig, DetectorKind, DetectorStats, Lookahead};
 use crate::profile::{ProfileConfig, Profiles};
 use crate::{BatchRegistration, Copies, DeviceFarm, Hotlist, Lockstep, ZombieInflation};
 use levee_model::{Alert, Event, Ts};
@@ -198,6 +198,21 @@ impl Detectors {
         }
         for d in &mut self.all {
             d.get_mut().on_event(ev, &self.profiles, out);
+        }
+    }
+
+    /// No detector is enabled (so a lookahead would serve nothing).
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// Every enabled detector's and the profile's [`Detector::lookahead`] for `ev`.
+    pub fn lookahead(&self, ev: &Event<'_>, want: &mut Lookahead) {
+        if self.profiled {
+            self.profiles.lookahead(ev, want);
+        }
+        for d in &self.all {
+            d.get().lookahead(ev, want);
         }
     }
 

@@ -17,7 +17,7 @@
 //! third of the burst's count and half its share go on.
 
 use crate::detector::{key64, Budget, Detector, DetectorConfig, DetectorKind};
-use crate::detector::{DetectorStats, Every, MapStats};
+use crate::detector::{DetectorStats, Every, Lookahead, MapStats};
 use crate::findings::{Figure, Findings, FindingsConfig};
 use crate::flat::{Entry, FlatMap};
 use crate::name::Name;
@@ -299,6 +299,12 @@ impl ZombieInflation {
 }
 
 impl Detector for ZombieInflation {
+    fn lookahead(&self, ev: &Event<'_>, want: &mut Lookahead) {
+        if let Some((_, _, k)) = target(ev) {
+            want.want(self.targets.slot_addr(k));
+        }
+    }
+
     fn on_event(&mut self, ev: &Event<'_>, profiles: &Profiles, _out: &mut Vec<Alert>) {
         let Some((name, action, k)) = target(ev) else {
             return;

@@ -8,10 +8,11 @@
 use crate::clock::{Lane, Lanes, Ticker, Timeliness};
 use crate::config::LeveeConfig;
 use crate::dead_letter::{DeadLetter, Position};
-use crate::reorder::{Released, ReorderBuffer};
-use levee_detect::{DetectorStats, Detectors};
-use levee_model::{decode, decode_text, Alert, AlertKind, EventType, Limits, Reason, Ts};
+use crate::reorder::{Released, ReorderBuffer, Run};
+use levee_detect::{DetectorStats, Detectors, Lookahead};
+use levee_model::{decode, decode_text, Alert, AlertKind, Event, EventType, Limits, Reason, Ts};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
 /// Cumulative counts, kept as plain arrays on the hot path and published per batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,9 @@ pub struct Pipeline {
     released: Option<Ts>,
     detectors: Detectors,
     counters: Counters,
+    /// Scratch for the detectors' cache hints.
+    #[serde(skip)]
+    lookahead: Lookahead,
 }
 
 impl Pipeline {
@@ -82,6 +86,7 @@ impl Pipeline {
             released: None,
             detectors,
             counters: Counters::default(),
+            lookahead: Lookahead::default(),
         }
     }
 
@@ -165,15 +170,15 @@ impl Pipeline {
     /// End of input: release everything held, tick up to the newest event, flush every detector.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
         let before = alerts.len();
-        while let Some(h) = self.held.pop() {
-            deliver(
-                h,
-                &mut self.ticker,
-                &mut self.detectors,
-                &self.limits,
-                alerts,
-            );
-        }
+        let (ticker, detectors, limits, want) = (
+            &mut self.ticker,
+            &mut self.detectors,
+            &self.limits,
+            &mut self.lookahead,
+        );
+        self.held.release_before(Ts::MAX, |run| {
+            deliver_run(run, ticker, detectors, limits, want, alerts);
+        });
         if let Some(newest) = self.lanes.newest() {
             self.released = self.released.max(Some(newest));
             if self.ticker.last().is_some() {
@@ -233,11 +238,18 @@ impl Pipeline {
     /// then, if the buffer is over its byte bound, the oldest records regardless.
     fn release(&mut self, alerts: &mut Vec<Alert>) {
         if let Some(w) = self.lanes.watermark() {
+            // Whole buckets (~1 s of event time) at a time: runs long enough to look ahead in.
+            let w = release_bound(w);
             if self.released.is_none_or(|r| w > r) {
-                let (ticker, detectors, limits) =
-                    (&mut self.ticker, &mut self.detectors, &self.limits);
-                self.held
-                    .release_before(w, |h| deliver(h, ticker, detectors, limits, alerts));
+                let (ticker, detectors, limits, want) = (
+                    &mut self.ticker,
+                    &mut self.detectors,
+                    &self.limits,
+                    &mut self.lookahead,
+                );
+                self.held.release_before(w, |run| {
+                    deliver_run(run, ticker, detectors, limits, want, alerts);
+                });
                 self.released = Some(w);
                 // Ticks start with the first event handed over, so their sequence is a
                 // function of the events, not of how far the watermark had run by then.
@@ -252,11 +264,12 @@ impl Pipeline {
             let Some(h) = self.held.pop() else { break };
             self.counters.reorder_overflow += 1;
             self.released = self.released.max(Some(h.ts.saturating_add(1)));
+            let ev = event_of(&h, &self.limits);
             deliver(
-                h,
+                h.ts,
+                ev.as_ref(),
                 &mut self.ticker,
                 &mut self.detectors,
-                &self.limits,
                 alerts,
             );
         }
@@ -293,24 +306,81 @@ impl Pipeline {
     }
 }
 
-/// Hand one released record to the detectors, after the ticks before its time.
-fn deliver(
-    h: Released<'_>,
+/// How far ahead of the record being handed over the runtime asks the cache for a
+/// record's own lines (measured at 4, 6 and 8: docs/benchmarks.md)...
+const PREFETCH_AHEAD: usize = 6;
+/// ... and, nearer, reads its event and asks for the detectors' first lines.
+const LOOKAHEAD: usize = 3;
+
+/// The release bound for watermark `w`: the start of its bucket, so that records leave
+/// a whole bucket at a time. The interleaving of ticks and events does not change (a
+/// tick still comes after every event before it and before every event after it).
+fn release_bound(w: Ts) -> Ts {
+    w & !((1 << crate::reorder::BUCKET_BITS) - 1)
+}
+
+/// The event of a released record: re-borrowed, or decoded again if it was not packed.
+fn event_of<'a>(h: &Released<'a>, limits: &Limits) -> Option<Event<'a>> {
+    h.event()
+        .or_else(|| match decode(h.record().as_bytes(), limits) {
+            Ok(ev) => Some(ev),
+            Err(e) => {
+                debug_assert!(false, "a held record was accepted once: {e:?}");
+                None
+            }
+        })
+}
+
+/// Hand a run of released records to the detectors in order, each after the ticks
+/// before its time. [`LOOKAHEAD`] records ahead, the detectors name the lines they will
+/// read (see `Detector::lookahead`) and the runtime asks the cache for them, so that the
+/// misses of several events overlap instead of following one another.
+fn deliver_run(
+    run: Run<'_>,
     ticker: &mut Ticker,
     detectors: &mut Detectors,
     limits: &Limits,
+    want: &mut Lookahead,
     alerts: &mut Vec<Alert>,
 ) {
-    for b in ticker.due(h.ts) {
+    let hint = !detectors.is_empty();
+    let mut ahead = VecDeque::with_capacity(LOOKAHEAD + 1);
+    let mut read = |i: usize, detectors: &Detectors, ahead: &mut VecDeque<_>| {
+        run.prefetch(i + PREFETCH_AHEAD - LOOKAHEAD);
+        let Some(h) = run.get(i) else { return };
+        let ev = event_of(&h, limits);
+        if let (true, Some(ev)) = (hint, &ev) {
+            detectors.lookahead(ev, want);
+            want.take().for_each(crate::prefetch::prefetch_addr);
+        }
+        ahead.push_back((h.ts, ev));
+    };
+    for i in 0..LOOKAHEAD.min(run.len()) {
+        read(i, detectors, &mut ahead);
+    }
+    for i in 0..run.len() {
+        read(i + LOOKAHEAD, detectors, &mut ahead);
+        let Some((ts, ev)) = ahead.pop_front() else {
+            break;
+        };
+        deliver(ts, ev.as_ref(), ticker, detectors, alerts);
+    }
+    debug_assert!(ahead.is_empty(), "every record of the run is handed over");
+}
+
+/// Hand one released record to the detectors, after the ticks before its time.
+fn deliver(
+    ts: Ts,
+    ev: Option<&Event<'_>>,
+    ticker: &mut Ticker,
+    detectors: &mut Detectors,
+    alerts: &mut Vec<Alert>,
+) {
+    for b in ticker.due(ts) {
         detectors.on_tick(b, alerts);
     }
-    if let Some(ev) = h.event() {
-        detectors.on_event(&ev, alerts);
-        return;
-    }
-    match decode(h.record().as_bytes(), limits) {
-        Ok(ev) => detectors.on_event(&ev, alerts),
-        Err(e) => debug_assert!(false, "a held record was accepted once: {e:?}"),
+    if let Some(ev) = ev {
+        detectors.on_event(ev, alerts);
     }
 }
 

@@ -1,12 +1,14 @@
 //! A cache hint: start loading the line that holds an address. The runtime's one `unsafe`.
 //!
-//! The reorder buffer holds ~70 s of event time (lateness plus grace, ~12 MB on a busy
-//! stream), so a record and its skeleton have left the cache by the time they are
-//! released. Releasing a run, the buffer asks for the records a few places ahead while it
-//! hands over the current one: measured, the runtime alone 12% faster on the 300k-account
-//! stream (docs/benchmarks.md). Rust offers the prefetch instruction only as an `unsafe`
-//! intrinsic, though it reads nothing and cannot fault; this module is the single place
-//! that calls it, and `tests/tidy.rs` keeps it so.
+//! The reorder buffer holds ~70 s of event time (lateness plus grace, ~10 MB on the
+//! 300k-account stream), so a record has left the cache by the time it is released,
+//! and the detectors' tables (hundreds of MB) miss on nearly every lookup. Releasing a
+//! run, the pipeline asks for the records a few places ahead, and for the lines the
+//! detectors name for them (`Detector::lookahead`), so that those misses overlap with
+//! the work on the records before them (docs/benchmarks.md has the figures). Rust
+//! offers the prefetch instruction only as an `unsafe` intrinsic, though it reads
+//! nothing and cannot fault; this module is the single place that calls it, and
+//! `tests/tidy.rs` keeps it so.
 #![allow(unsafe_code)]
 
 /// Ask for the cache line holding `p`, for reading. A hint only: `p` is never
@@ -22,6 +24,12 @@ pub fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// [`prefetch`] the line at an address given as a number (a detector's hint).
+#[inline(always)]
+pub fn prefetch_addr(addr: usize) {
+    prefetch(addr as *const u8);
 }
 
 /// [`prefetch`] every cache line of `bytes`, up to `max_lines` of them.

@@ -62,13 +62,41 @@ impl<'a> Released<'a> {
     }
 }
 
-/// How many records ahead of the one being released [`ReorderBuffer::release_before`]
-/// asks the cache for (measured at 4, 6 and 8: docs/benchmarks.md).
-const PREFETCH_AHEAD: usize = 6;
+/// Records released together: those of one bucket before the release bound, in order.
+/// Borrowed from the buffer for the length of the call that gets it.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    bucket: &'a Bucket,
+    slots: &'a [Slot],
+}
+
+impl<'a> Run<'a> {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The `i`th record of the run.
+    pub fn get(&self, i: usize) -> Option<Released<'a>> {
+        self.slots.get(i).map(|s| self.bucket.released(*s))
+    }
+
+    /// Ask the cache for the `i`th record's lines (its record and skeleton), if there is
+    /// one: held ~70 s of event time, it has left the cache by release.
+    pub fn prefetch(&self, i: usize) {
+        if let Some(s) = self.slots.get(i) {
+            let data = self.bucket.data.as_bytes().get(s.at..).unwrap_or_default();
+            crate::prefetch::prefetch_bytes(data, (s.len as usize).div_ceil(64));
+        }
+    }
+}
 
 /// Width of a release bucket: records are grouped by `ts >> BUCKET_BITS` (~1 s) and
 /// each bucket is sorted once, when it becomes the oldest.
-const BUCKET_BITS: u32 = 10;
+pub(crate) const BUCKET_BITS: u32 = 10;
 
 /// Records of one ~1 s slice of event time. Once `sorted`, ascending by `(ts, record)`,
 /// and `slots[next..]` are still held.
@@ -244,10 +272,9 @@ impl ReorderBuffer {
         self.len += 1;
     }
 
-    /// Hand every record before `bound` to `f`, oldest first: what [`Self::pop_before`]
-    /// would give one call at a time, without a search per record, and asking the cache
-    /// for the records [`PREFETCH_AHEAD`] places ahead (held ~70 s, they have left it).
-    pub fn release_before(&mut self, bound: Ts, mut f: impl FnMut(Released<'_>)) {
+    /// Hand every record before `bound` to `f` in [`Run`]s, oldest first: what
+    /// [`Self::pop_before`] would give one call at a time, without a search per record.
+    pub fn release_before(&mut self, bound: Ts, mut f: impl FnMut(Run<'_>)) {
         loop {
             self.drop_spent();
             let Some(mut first) = self.buckets.first_entry() else {
@@ -258,18 +285,24 @@ impl ReorderBuffer {
             }
             let bucket = first.get_mut();
             bucket.sort_once();
-            while let Some(&slot) = bucket.slots.get(bucket.next) {
-                if slot.ts >= bound {
-                    return;
-                }
-                if let Some(ahead) = bucket.slots.get(bucket.next + PREFETCH_AHEAD) {
-                    let data = bucket.data.as_bytes().get(ahead.at..).unwrap_or_default();
-                    crate::prefetch::prefetch_bytes(data, (ahead.len as usize).div_ceil(64));
-                }
-                bucket.next += 1;
-                self.len -= 1;
-                self.bytes -= slot.cost();
-                f(bucket.released(slot));
+            // Sorted by `(ts, record)`, so the records before the bound lead.
+            let start = bucket.next;
+            let run = start..start + bucket.slots[start..].partition_point(|s| s.ts < bound);
+            bucket.next = run.end;
+            self.len -= run.len();
+            self.bytes -= bucket.slots[run.clone()]
+                .iter()
+                .map(Slot::cost)
+                .sum::<usize>();
+            let bucket = &*bucket;
+            if !run.is_empty() {
+                f(Run {
+                    bucket,
+                    slots: &bucket.slots[run],
+                });
+            }
+            if !bucket.is_spent() {
+                return; // the bound lies within this bucket
             }
         }
     }
@@ -418,6 +451,14 @@ mod tests {
         assert!(inversions <= all.len() / 97 + 1, "{inversions} inversions");
     }
 
+    fn records(run: Run<'_>) -> Vec<(Ts, String)> {
+        assert!(!run.is_empty(), "no empty runs");
+        (0..run.len())
+            .filter_map(|i| run.get(i))
+            .map(|h| (h.ts, h.record().to_string()))
+            .collect()
+    }
+
     /// Releasing in runs gives what releasing one record at a time gives, at every bound.
     #[test]
     fn a_run_releases_what_single_pops_release() {
@@ -436,7 +477,7 @@ mod tests {
             if i % 25 == 0 {
                 bound += 700;
                 let mut a = Vec::new();
-                runs.release_before(bound, |h| a.push((h.ts, h.record().to_string())));
+                runs.release_before(bound, |run| a.extend(records(run)));
                 let mut b = Vec::new();
                 while let Some(h) = pops.pop_before(bound) {
                     b.push((h.ts, h.record().to_string()));
@@ -446,7 +487,7 @@ mod tests {
             }
         }
         let mut a = Vec::new();
-        runs.release_before(Ts::MAX, |h| a.push((h.ts, h.record().to_string())));
+        runs.release_before(Ts::MAX, |run| a.extend(records(run)));
         let mut b = Vec::new();
         while let Some(h) = pops.pop() {
             b.push((h.ts, h.record().to_string()));

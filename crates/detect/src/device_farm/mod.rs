@@ -14,7 +14,8 @@ mod ops;
 mod window;
 
 use crate::detector::{
-    key64, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, MapStats,
+    key64, Budget, Detector, DetectorConfig, DetectorKind, DetectorStats, Every, Lookahead,
+    MapStats,
 };
 use crate::findings::{Figure, Findings, FindingsConfig};
 use crate::flat::{Entry, FlatMap};
@@ -405,6 +406,12 @@ impl DeviceFarm {
 }
 
 impl Detector for DeviceFarm {
+    fn lookahead(&self, ev: &Event<'_>, want: &mut Lookahead) {
+        if let Some(device) = ev.device.as_deref() {
+            want.want(self.devices.slot_addr(key64(device)));
+        }
+    }
+
     fn on_event(&mut self, ev: &Event<'_>, _: &Profiles, _out: &mut Vec<Alert>) {
         let Some(device_name) = ev.device.as_deref() else {
             return;

@@ -22,7 +22,7 @@ use pair::{co_weight, pair_key, unpack, Pair};
 use sightings::{Sighting, Sightings};
 
 use crate::detector::{
-    table_bytes, Budget, Detector, DetectorKind, DetectorStats, Every, MapStats,
+    table_bytes, Budget, Detector, DetectorKind, DetectorStats, Every, Lookahead, MapStats,
 };
 use crate::findings::{Figure, Findings};
 use crate::flat::FlatMap;
@@ -479,6 +479,13 @@ impl Detector for Lockstep {
     fn on_event(&mut self, ev: &Event<'_>, _: &Profiles, _out: &mut Vec<Alert>) {
         if let Body::Engage { post, .. } = &ev.body {
             self.engage(&ev.account, post, ev.ts);
+        }
+    }
+
+    fn lookahead(&self, ev: &Event<'_>, want: &mut Lookahead) {
+        if let Body::Engage { post, .. } = &ev.body {
+            want.want(self.accounts.slot_addr(&ev.account));
+            want.want(self.posts.slot_addr(post));
         }
     }
 
