@@ -407,6 +407,12 @@ mod tests {
         assert_eq!((b.bytes(), b.is_empty()), (0, true));
     }
 
+    /// The next number of a 64-bit linear congruential sequence (test input).
+    fn lcg(x: u64) -> u64 {
+        x.wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407)
+    }
+
     /// Against a plain sort: interleaved pushes and releases, records behind a bucket being
     /// released, ties, negative times, and a snapshot round trip in the middle.
     #[test]
@@ -417,9 +423,7 @@ mod tests {
         let mut x: u64 = 7;
         let mut bound = -5_000;
         for i in 0..5_000 {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            x = lcg(x);
             let ts = bound + (x >> 40) as Ts % 70_000 - if i % 97 == 0 { 3_000 } else { 0 };
             let r = format!("r{}", (x >> 20) % 50);
             all.push((ts, r.clone()));
@@ -466,9 +470,7 @@ mod tests {
         let mut x: u64 = 11;
         let mut bound = 0;
         for i in 0..4_000 {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            x = lcg(x);
             // Mostly in order, some behind the bound, ties and spread over many buckets.
             let ts = bound + (x >> 40) as Ts % 9_000 - if i % 13 == 0 { 2_000 } else { 0 };
             let r = format!("r{}", (x >> 20) % 40);
