@@ -117,14 +117,14 @@ impl<V: Default> Default for Interner<V> {
 }
 
 impl<V: Default> Interner<V> {
-    /// The id and value of `s`, created if new (at `cap` entries, after forgetting the
-    /// stalest eighth), or `None` if `budget` refuses (the budget counts it), including
-    /// the growth of a full table; marks it seen at `ts`. `cap` is at most [`MAX_ENTRIES`].
     /// The table slot [`Interner::get_or_insert`] reads first for `s` (a cache hint).
     pub(super) fn slot_addr(&self, s: &str) -> Option<usize> {
         self.ids.slot_addr(key64(s))
     }
 
+    /// The id and value of `s`, created if new (at `cap` entries, after forgetting the
+    /// stalest eighth), or `None` if `budget` refuses (the budget counts it), including
+    /// the growth of a full table; marks it seen at `ts`. `cap` is at most [`MAX_ENTRIES`].
     pub(super) fn get_or_insert(
         &mut self,
         s: &str,
