@@ -170,15 +170,7 @@ impl Pipeline {
     /// End of input: release everything held, tick up to the newest event, flush every detector.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
         let before = alerts.len();
-        let (ticker, detectors, limits, want) = (
-            &mut self.ticker,
-            &mut self.detectors,
-            &self.limits,
-            &mut self.lookahead,
-        );
-        self.held.release_before(Ts::MAX, |run| {
-            deliver_run(run, ticker, detectors, limits, want, alerts);
-        });
+        self.release_before(Ts::MAX, alerts);
         if let Some(newest) = self.lanes.newest() {
             self.released = self.released.max(Some(newest));
             if self.ticker.last().is_some() {
@@ -241,15 +233,7 @@ impl Pipeline {
             // Whole buckets (~1 s of event time) at a time: runs long enough to look ahead in.
             let w = release_bound(w);
             if self.released.is_none_or(|r| w > r) {
-                let (ticker, detectors, limits, want) = (
-                    &mut self.ticker,
-                    &mut self.detectors,
-                    &self.limits,
-                    &mut self.lookahead,
-                );
-                self.held.release_before(w, |run| {
-                    deliver_run(run, ticker, detectors, limits, want, alerts);
-                });
+                self.release_before(w, alerts);
                 self.released = Some(w);
                 // Ticks start with the first event handed over, so their sequence is a
                 // function of the events, not of how far the watermark had run by then.
@@ -273,6 +257,19 @@ impl Pipeline {
                 alerts,
             );
         }
+    }
+
+    /// Hand every held record before `bound` to the detectors, a run at a time.
+    fn release_before(&mut self, bound: Ts, alerts: &mut Vec<Alert>) {
+        let (ticker, detectors, limits, want) = (
+            &mut self.ticker,
+            &mut self.detectors,
+            &self.limits,
+            &mut self.lookahead,
+        );
+        self.held.release_before(bound, |run| {
+            deliver_run(run, ticker, detectors, limits, want, alerts);
+        });
     }
 
     fn dead(

@@ -272,8 +272,8 @@ impl ReorderBuffer {
         self.len += 1;
     }
 
-    /// Hand every record before `bound` to `f` in [`Run`]s, oldest first: what
-    /// [`Self::pop_before`] would give one call at a time, without a search per record.
+    /// Hand every record before `bound` to `f` in [`Run`]s, oldest first: what popping
+    /// the oldest record while it is before `bound` would give, without a search per record.
     pub fn release_before(&mut self, bound: Ts, mut f: impl FnMut(Run<'_>)) {
         loop {
             self.drop_spent();
@@ -307,7 +307,9 @@ impl ReorderBuffer {
         }
     }
 
-    /// The oldest record, if its time is before `bound`.
+    /// The oldest record, if its time is before `bound` (one at a time: the tests'
+    /// reference for [`Self::release_before`]).
+    #[cfg(test)]
     pub fn pop_before(&mut self, bound: Ts) -> Option<Released<'_>> {
         self.take_oldest(Some(bound))
     }
