@@ -15,6 +15,12 @@
 //! the newest last, so its tail alone would look hollow; over the window it stays far
 //! below the share. One finding per target and burst; hollow engagers join it while a
 //! third of the burst's count and half its share go on.
+//!
+//! A burst drowned in a viral target's organic traffic (under `min_share`) still stands
+//! when its hollow engagers come from few addresses: at least `min_hollow` distinct hollow
+//! engagers of the window on *crowded* addresses, each the address of at least
+//! `min_per_address` of them. Its members are those engagers only; a hollow engager
+//! joins when its address is crowded.
 
 use crate::detector::{key64, Budget, Detector, DetectorConfig, DetectorKind};
 use crate::detector::{DetectorStats, Every, Lookahead, MapStats};
@@ -46,6 +52,10 @@ pub struct ZombieInflationConfig {
     pub min_share: f64,
     /// Targets with a hollow engagement tracked at once; beyond it, refused and counted.
     pub max_targets: usize,
+    /// An address from which at least this many distinct hollow engagers of a target's
+    /// window came is crowded; `min_hollow` hollow engagers on crowded addresses are a
+    /// burst whatever their share. 0: off.
+    pub min_per_address: usize,
     /// Hollow engagers listed per target within the window; beyond it, counted.
     pub max_hollow_per_target: usize,
     /// Memory budget in bytes: while over, no new targets are admitted.
@@ -64,6 +74,7 @@ impl Default for ZombieInflationConfig {
             min_hollow: 30,
             min_share: 0.15,
             max_targets: 1_000_000,
+            min_per_address: 5,
             max_hollow_per_target: 2_000,
             max_state_bytes: 256 << 20,
             findings: FindingsConfig {
@@ -88,9 +99,10 @@ impl DetectorConfig for ZombieInflationConfig {
             || !(0.0..=1.0).contains(&self.min_share)
             || self.max_targets == 0
             || self.max_hollow_per_target < self.min_hollow
+            || self.min_per_address == 1
             || self.max_state_bytes == 0
         {
-            return Err("need window_ms >= 6, 0 <= min_age_ms < young_ms, min_hollow >= 2, min_share in 0..1, max_targets > 0, max_hollow_per_target >= min_hollow".into());
+            return Err("need window_ms >= 6, 0 <= min_age_ms < young_ms, min_hollow >= 2, min_share in 0..1, max_targets > 0, max_hollow_per_target >= min_hollow, min_per_address 0 (off) or >= 2".into());
         }
         self.findings.validate()
     }
@@ -103,6 +115,33 @@ struct Hollow {
     ts: Ts,
     created: Ts,
     name: Name,
+    /// [`address`] of the engagement's IP; 0: none given.
+    addr: u32,
+}
+
+/// A 32-bit key of an IP address, never 0 (0 stands for none). Two addresses share a key
+/// with odds ~2^-32: among a window's at most `max_hollow_per_target` engagers, the
+/// chance that two unrelated addresses merge is under one in a thousand.
+fn address(ip: Option<std::net::IpAddr>) -> u32 {
+    let bits = match ip {
+        None => return 0,
+        Some(std::net::IpAddr::V4(v4)) => u128::from(u32::from(v4)),
+        Some(std::net::IpAddr::V6(v6)) => u128::from(v6) ^ (1 << 127),
+    };
+    let h = ((bits >> 64) as u64 ^ bits as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 32) as u32).max(1)
+}
+
+/// The crowded addresses of a window (each the address of at least `m` of its hollow
+/// engagers), sorted. Asked only when an address turns or stays crowded: its sort is rare.
+fn crowded(hollow: &[Hollow], m: usize) -> Vec<u32> {
+    let mut addrs: Vec<u32> = hollow.iter().map(|h| h.addr).filter(|&a| a != 0).collect();
+    addrs.sort_unstable();
+    addrs
+        .chunk_by(|a, b| a == b)
+        .filter(|run| run.len() >= m)
+        .map(|run| run[0])
+        .collect()
 }
 
 /// One target with hollow engagements.
@@ -117,12 +156,16 @@ struct Target {
     head: i64,
     /// Distinct hollow engagers within the window, oldest first.
     hollow: Vec<Hollow>,
-    /// The burst's finding, its start and its distinct hollow engagers so far.
+    /// The burst's finding, whether it stands on crowded addresses (else on its hollow
+    /// share), its start and its distinct hollow engagers so far.
     finding: Option<u64>,
+    by_addresses: bool,
     start: Ts,
     /// The last hollow engager joined (a burst ends a window after it).
     last: Ts,
     joined: u32,
+    /// The members' distinct addresses (a burst on crowded addresses only).
+    addrs: Vec<u32>,
     /// Creation times of the burst's hollow engagers: earliest, latest, and counts
     /// created within a day, a week, and earlier, before their engagement.
     created: (Ts, Ts),
@@ -162,6 +205,7 @@ impl Target {
 
     fn heap_bytes(&self) -> usize {
         self.name.heap_bytes()
+            + self.addrs.capacity() * std::mem::size_of::<u32>()
             + self.hollow.capacity() * std::mem::size_of::<Hollow>()
             + self
                 .hollow
@@ -240,26 +284,35 @@ impl ZombieInflation {
         let (total, hollow) = t.totals();
         let share = f64::from(hollow) / f64::from(total.max(1));
         let n = t.joined;
-        // How sure: the hollow share itself (the count is gated by `min_hollow`).
-        f.score(share.clamp(0.0, 1.0));
         let (lo, hi) = t.created;
         let days = |ms: i64| ms as f64 / DAY as f64;
+        let action = ACTIONS[usize::from(t.action)];
+        let who = if !t.by_addresses {
+            // How sure: the hollow share itself (the count is gated by `min_hollow`).
+            f.score(share.clamp(0.0, 1.0));
+            format!("{n} hollow accounts")
+        } else {
+            // How sure: how concentrated the members are (30 addresses for 200: 0.85).
+            let addresses = t.addrs.len();
+            f.score((1.0 - addresses as f64 / f64::from(n.max(1))).clamp(0.0, 1.0));
+            f.figure("addresses", Figure::Int(addresses as i64));
+            f.figure("min_per_address", Figure::Int(cfg.min_per_address as i64));
+            format!(
+                "{n} hollow accounts from {addresses} shared addresses ({} or more each)",
+                cfg.min_per_address
+            )
+        };
         f.summary(format!(
-            "{n} hollow accounts (created {:.1} to {:.1} days before, never seen posting) engaged {} ({}) within {} minutes; in the last {} minutes hollow accounts made {hollow} of its {total} {}s ({:.0}%)",
+            "{who} (created {:.1} to {:.1} days before, never seen posting) engaged {} ({action}) within {} minutes; in the last {} minutes hollow accounts made {hollow} of its {total} {action}s ({:.0}%)",
             days(t.start - hi).max(0.0),
             days(t.start - lo).max(0.0),
             t.name.as_str(),
-            ACTIONS[usize::from(t.action)],
             (t.last - t.start) / 60_000 + 1,
             cfg.window_ms / 60_000,
-            ACTIONS[usize::from(t.action)],
             share * 100.0,
         ));
         f.figure("target", Figure::Names(vec![t.name.as_str().into()]));
-        f.figure(
-            "action",
-            Figure::Names(vec![ACTIONS[usize::from(t.action)].into()]),
-        );
+        f.figure("action", Figure::Names(vec![action.into()]));
         f.figure("hollow_accounts", Figure::Int(i64::from(n)));
         f.figure("window_engagements", Figure::Int(i64::from(total)));
         f.figure("window_hollow_engagements", Figure::Int(i64::from(hollow)));
@@ -294,6 +347,9 @@ impl ZombieInflation {
         };
         let age = h.ts - h.created;
         t.ages[usize::from(age >= DAY) + usize::from(age >= 7 * DAY)] += 1;
+        if t.by_addresses && !t.addrs.contains(&h.addr) {
+            t.addrs.push(h.addr);
+        }
         Self::describe(&self.cfg, t, &mut f);
     }
 }
@@ -343,34 +399,80 @@ impl Detector for ZombieInflation {
             ts: ev.ts,
             created,
             name: Name::from(ev.account.as_ref()),
+            addr: address(ev.ip),
         };
         let horizon = ev.ts - self.cfg.window_ms;
         let before = t.heap_bytes();
         t.hollow.retain(|h| h.ts >= horizon);
-        let fresh = !t.hollow.iter().any(|x| x.key == key);
+        // Whether the engager is new to the window, and the window's engagers on its address.
+        let (mut fresh, mut same) = (true, 0);
+        for x in &t.hollow {
+            fresh &= x.key != key;
+            same += usize::from(h.addr != 0 && x.addr == h.addr);
+        }
         if fresh {
             if t.hollow.len() >= self.cfg.max_hollow_per_target {
                 self.cap_hits += 1;
             } else {
                 t.hollow.push(h.clone());
+                same += usize::from(h.addr != 0);
             }
         }
         self.heap = self.heap + t.heap_bytes() - before;
+        let m = self.cfg.min_per_address;
+        let crowded_address = m > 0 && same >= m;
         let (total, hollow_n) = t.totals();
         let share = f64::from(hollow_n) / f64::from(total.max(1));
         let kept = t.finding.filter(|f| self.findings.get(*f).is_some());
         if kept.is_some() && ev.ts - t.last <= self.cfg.window_ms {
-            // The burst goes on while a third of its rate and half its share do.
-            if 3 * hollow_n as usize >= self.cfg.min_hollow && share >= self.cfg.min_share / 2.0 {
-                self.join(k, &h, ev.ts);
+            let by_share = hollow_n as usize >= self.cfg.min_hollow && share >= self.cfg.min_share;
+            if !t.by_addresses {
+                // The burst goes on while a third of its rate and half its share do.
+                if 3 * hollow_n as usize >= self.cfg.min_hollow && share >= self.cfg.min_share / 2.0
+                {
+                    self.join(k, &h, ev.ts);
+                }
+            } else if by_share {
+                // Reaching the share, it is a burst by share from then on: the window's
+                // hollow engagers join.
+                t.by_addresses = false;
+                let all = t.hollow.clone();
+                for x in &all {
+                    self.join(k, x, ev.ts);
+                }
+            } else if crowded_address {
+                // Every hollow engager on a crowded address joins (those before it on an
+                // address that just became crowded too).
+                let on: Vec<Hollow> = (t.hollow.iter())
+                    .filter(|x| x.addr == h.addr)
+                    .cloned()
+                    .collect();
+                for x in &on {
+                    self.join(k, x, ev.ts);
+                }
             }
             return;
         }
-        if (hollow_n as usize) < self.cfg.min_hollow || share < self.cfg.min_share {
+        if (hollow_n as usize) < self.cfg.min_hollow {
             return;
         }
+        // The burst's members: the window's hollow engagers (on crowded addresses, when
+        // the share is short of `min_share`).
+        let (burst, by_addresses): (Vec<Hollow>, bool) = if share >= self.cfg.min_share {
+            (t.hollow.clone(), false)
+        } else if crowded_address {
+            let crowd = crowded(&t.hollow, m);
+            let on = (t.hollow.iter()).filter(|x| crowd.binary_search(&x.addr).is_ok());
+            let on: Vec<Hollow> = on.cloned().collect();
+            if on.len() < self.cfg.min_hollow {
+                return;
+            }
+            (on, true)
+        } else {
+            return;
+        };
         // A burst: a new finding, or the target's earlier one reopened under its id.
-        let start = t.hollow.first().map_or(ev.ts, |h| h.ts);
+        let start = burst.first().map_or(ev.ts, |h| h.ts);
         if kept.is_none() {
             let id = stable_id(
                 AlertKind::ZombieInflation,
@@ -384,9 +486,10 @@ impl Detector for ZombieInflation {
             t.start = start;
             t.joined = 0;
             t.ages = [0; 3];
+            t.addrs.clear();
         }
+        t.by_addresses = by_addresses;
         t.last = ev.ts;
-        let burst = t.hollow.clone();
         if let Some(mut f) = t.finding.and_then(|key| self.findings.update(key, ev.ts)) {
             f.add_target(t.name.as_str());
         }

@@ -35,6 +35,15 @@ fn posts(prefix: &str, n: u32, age: i64, at: i64) -> Vec<Ev> {
         .collect()
 }
 
+/// `evs` from `addresses` IPs in `10.<net>.0.0/16`, round robin (one each: as many as `evs`).
+fn from_addresses(mut evs: Vec<Ev>, addresses: usize, net: u8) -> Vec<Ev> {
+    for (i, (_, v)) in evs.iter_mut().enumerate() {
+        let host = i % addresses.max(1);
+        v["ip"] = format!("10.{net}.{}.{}", host / 256, host % 256).into();
+    }
+    evs
+}
+
 /// `(alert_id, revision, accounts, summary)` per alert.
 type Got = Vec<(String, u32, Vec<String>, String)>;
 
@@ -101,6 +110,67 @@ fn hollow_likers_on_a_busy_post_are_found_and_its_real_likers_are_not_named() {
     let accounts = last_accounts(&got);
     assert_eq!(accounts.len(), 150);
     assert!(accounts.iter().all(|a| a.starts_with('z')));
+}
+
+/// A viral post: 6,000 real likes an hour for two hours and, in the second, 300 young
+/// and silent likers (hollow by the profile) from addresses of their own or two to four
+/// sharing one (carrier NAT); then `zombies` hollow likers from `zombie_ips` addresses in
+/// 30 minutes. The hollow share stays under 10%: no burst by share.
+fn viral_post(zombies: u32, zombie_ips: usize) -> Vec<Ev> {
+    let mut evs = from_addresses(
+        act("real", 12_000, 800 * DAY, "like", "p1", 0, 120 * MIN),
+        12_000,
+        1,
+    );
+    evs.extend(from_addresses(
+        act("single", 200, 9 * DAY, "like", "p1", 60 * MIN, 60 * MIN),
+        200,
+        2,
+    ));
+    for (n, net) in [(2, 3), (3, 4), (4, 5)] {
+        let young = act(
+            &format!("nat{n}-"),
+            30 - 3 * n,
+            12 * DAY,
+            "like",
+            "p1",
+            62 * MIN,
+            50 * MIN,
+        );
+        let ips = young.len().div_ceil(n as usize);
+        evs.extend(from_addresses(young, ips, net));
+    }
+    let z = act("z", zombies, 3 * DAY, "like", "p1", 70 * MIN, 30 * MIN);
+    evs.extend(from_addresses(z, zombie_ips, 9));
+    evs
+}
+
+#[test]
+fn hollow_likers_from_few_addresses_drowned_in_a_viral_post_are_found() {
+    let got = check(viral_post(120, 10));
+    assert_eq!(ids(&got).len(), 1, "{got:?}");
+    let accounts = last_accounts(&got);
+    assert_eq!(accounts.len(), 120, "only the zombies: {accounts:?}");
+    assert!(accounts.iter().all(|a| a.starts_with('z')));
+    let summary = &got[got.len() - 1].3;
+    assert!(
+        summary.starts_with("120 hollow accounts from 10 shared addresses (5 or more each)"),
+        "{summary}"
+    );
+    // Addresses off: drowned (under min_share), as before.
+    let off = ZombieInflationConfig {
+        min_per_address: 0,
+        ..ZombieInflationConfig::default()
+    };
+    assert_eq!(run(off, viral_post(120, 10)).0, vec![]);
+}
+
+#[test]
+fn young_likers_sharing_carrier_addresses_are_no_burst() {
+    // No zombies: the young likers' shared addresses carry at most four each.
+    assert_eq!(check(viral_post(0, 1)), vec![]);
+    // Zombies spread four to an address are not crowded either.
+    assert_eq!(check(viral_post(120, 30)), vec![]);
 }
 
 #[test]
