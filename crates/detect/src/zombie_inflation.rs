@@ -17,10 +17,10 @@
 //! third of the burst's count and half its share go on.
 //!
 //! A burst drowned in a viral target's organic traffic (under `min_share`) still stands
-//! when its hollow engagers come from few addresses: at least `min_hollow` distinct hollow
-//! engagers of the window on *crowded* addresses, each the address of at least
-//! `min_per_address` of them. Its members are those engagers only; a hollow engager
-//! joins when its address is crowded.
+//! when its hollow engagers come from few addresses: at least `min_hollow` distinct
+//! hollow engagers of the window on *crowded* addresses (an IPv4 address, an IPv6 /64),
+//! each the address of at least `min_per_address` of them. Its members are those
+//! engagers only; a hollow engager joins when its address is crowded.
 
 use crate::detector::{key64, Budget, Detector, DetectorConfig, DetectorKind};
 use crate::detector::{DetectorStats, Every, Lookahead, MapStats};
@@ -119,17 +119,18 @@ struct Hollow {
     addr: u32,
 }
 
-/// A 32-bit key of an IP address, never 0 (0 stands for none). Two addresses share a key
-/// with odds ~2^-32: among a window's at most `max_hollow_per_target` engagers, the
-/// chance that two unrelated addresses merge is under one in a thousand.
+/// A 32-bit key of an IP address, never 0 (0 stands for none): an IPv4 address whole, an
+/// IPv6 address by its /64 (one subscriber's prefix, within which a host may rotate its
+/// address at will). Two addresses share a key with odds ~2^-32: among a window's at
+/// most `max_hollow_per_target` engagers, the chance that two unrelated ones merge is
+/// under one in a thousand.
 fn address(ip: Option<std::net::IpAddr>) -> u32 {
-    let bits = match ip {
+    let bits: u64 = match ip {
         None => return 0,
-        Some(std::net::IpAddr::V4(v4)) => u128::from(u32::from(v4)),
-        Some(std::net::IpAddr::V6(v6)) => u128::from(v6) ^ (1 << 127),
+        Some(std::net::IpAddr::V4(v4)) => u64::from(u32::from(v4)),
+        Some(std::net::IpAddr::V6(v6)) => ((u128::from(v6) >> 64) as u64) ^ (1 << 63),
     };
-    let h = ((bits >> 64) as u64 ^ bits as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    ((h >> 32) as u32).max(1)
+    ((bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32).max(1)
 }
 
 /// The crowded addresses of a window (each the address of at least `m` of its hollow
@@ -543,5 +544,29 @@ impl Detector for ZombieInflation {
             cap_hits: self.cap_hits + self.findings.cap_hits(),
             budget: self.budget,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address;
+
+    #[test]
+    fn an_address_key_is_the_ipv4_address_or_the_ipv6_slash_64() {
+        let key = |s: &str| address(Some(s.parse().expect("an IP")));
+        assert_eq!(address(None), 0);
+        assert_ne!(key("203.0.113.7"), key("203.0.113.8"));
+        assert_eq!(key("203.0.113.7"), key("203.0.113.7"));
+        assert_eq!(
+            key("2408:aa7c:525a:2cae::f464"),
+            key("2408:aa7c:525a:2cae:1::1")
+        );
+        assert_ne!(
+            key("2408:aa7c:525a:2cae::f464"),
+            key("2408:aa7c:525a:2caf::f464")
+        );
+        assert!(["0.0.0.0", "::", "255.255.255.255"]
+            .iter()
+            .all(|a| key(a) != 0));
     }
 }
