@@ -298,8 +298,13 @@ impl ZombieInflation {
             f.score((1.0 - addresses as f64 / f64::from(n.max(1))).clamp(0.0, 1.0));
             f.figure("addresses", Figure::Int(addresses as i64));
             f.figure("min_per_address", Figure::Int(cfg.min_per_address as i64));
+            let noun = if addresses == 1 {
+                "address"
+            } else {
+                "addresses"
+            };
             format!(
-                "{n} hollow accounts from {addresses} shared addresses ({} or more each)",
+                "{n} hollow accounts from {addresses} shared {noun} ({} or more each)",
                 cfg.min_per_address
             )
         };
@@ -411,17 +416,23 @@ impl Detector for ZombieInflation {
             fresh &= x.key != key;
             same += usize::from(h.addr != 0 && x.addr == h.addr);
         }
+        let mut listed = false;
         if fresh {
             if t.hollow.len() >= self.cfg.max_hollow_per_target {
                 self.cap_hits += 1;
             } else {
                 t.hollow.push(h.clone());
                 same += usize::from(h.addr != 0);
+                listed = true;
             }
         }
         self.heap = self.heap + t.heap_bytes() - before;
         let m = self.cfg.min_per_address;
-        let crowded_address = m > 0 && same >= m;
+        // A new engager on a crowded address: only then can the crowd have grown (so a
+        // flood of repeats costs no sort), and only on its `m`-th engager does an address
+        // turn crowded (so its earlier engagers join once).
+        let crowded_address = m > 0 && same >= m && fresh;
+        let turned_crowded = crowded_address && listed && same == m;
         let (total, hollow_n) = t.totals();
         let share = f64::from(hollow_n) / f64::from(total.max(1));
         let kept = t.finding.filter(|f| self.findings.get(*f).is_some());
@@ -441,16 +452,18 @@ impl Detector for ZombieInflation {
                 for x in &all {
                     self.join(k, x, ev.ts);
                 }
-            } else if crowded_address {
-                // Every hollow engager on a crowded address joins (those before it on an
-                // address that just became crowded too).
+            } else if turned_crowded {
+                // The address just became crowded: its engagers so far join.
                 let on: Vec<Hollow> = (t.hollow.iter())
                     .filter(|x| x.addr == h.addr)
                     .cloned()
                     .collect();
+                debug_assert_eq!(on.len(), m);
                 for x in &on {
                     self.join(k, x, ev.ts);
                 }
+            } else if crowded_address {
+                self.join(k, &h, ev.ts);
             }
             return;
         }

@@ -174,6 +174,45 @@ fn young_likers_sharing_carrier_addresses_are_no_burst() {
 }
 
 #[test]
+fn a_flood_of_hollow_engagers_from_one_address_is_one_bounded_alert() {
+    // A hollow like opens the post's state; 100 real likes follow in 10 minutes, then
+    // 20,000 hollow likes from one address in 20. With the share out of reach
+    // (`min_share` 1.0) the burst stands on the address alone.
+    let mut evs = from_addresses(act("early", 1, 2 * DAY, "like", "p1", 0, MIN), 1, 2);
+    evs.extend(from_addresses(
+        act("real", 100, 800 * DAY, "like", "p1", MIN / 60, 10 * MIN),
+        100,
+        1,
+    ));
+    evs.extend(from_addresses(
+        act("f", 20_000, 2 * DAY, "like", "p1", 10 * MIN, 20 * MIN),
+        1,
+        7,
+    ));
+    let cfg = ZombieInflationConfig {
+        min_share: 1.0,
+        ..ZombieInflationConfig::default()
+    };
+    let max_members = cfg.findings.max_members;
+    let (got, stats) = run(cfg, evs);
+    assert_eq!(ids(&got).len(), 1, "{} messages", got.len());
+    let accounts = last_accounts(&got);
+    assert_eq!(accounts.len(), max_members);
+    assert!(accounts.iter().all(|a| a.starts_with('f')));
+    let summary = &got.last().expect("an alert").3;
+    assert!(
+        summary.contains(" from 1 shared address (5 or more each)"),
+        "{summary}"
+    );
+    // Listed at most 2,000 a window, members at most `max_members`: the rest counted.
+    assert!(
+        stats.cap_hits >= 2 * (20_000 - 2_000) as u64,
+        "{}",
+        stats.cap_hits
+    );
+}
+
+#[test]
 fn a_celebrity_gaining_thousands_of_real_followers_is_not_inflated() {
     // 2,550 real followers in half an hour, 150 of them young and silent (hollow by
     // the profile), and 300 people signing up just to follow, the new ones last.
