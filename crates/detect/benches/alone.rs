@@ -65,21 +65,17 @@ fn main() {
         let (rate, alerts) = measure(&DetectorsConfig::only(name), &s.events);
         println!("{name:<20} alone: {rate:>12.0} events/s ({alerts} alert messages)");
     }
-    let mut all = DetectorsConfig::default();
-    all.lockstep.enabled = false;
-    all.copies.enabled = false;
-    let (rate, alerts) = measure(&all, &s.events);
-    println!(
-        "{:<20}      : {rate:>12.0} events/s ({alerts} alert messages)",
-        "the four together"
-    );
+    let together = |label: &str, cfg: &DetectorsConfig| {
+        let (rate, alerts) = measure(cfg, &s.events);
+        println!("{label:<20}      : {rate:>12.0} events/s ({alerts} alert messages)");
+    };
+    let mut four = DetectorsConfig::default();
+    four.lockstep.enabled = false;
+    four.copies.enabled = false;
+    together("the four together", &four);
     // Every detector, as `levee run` has them by default: the detectors' own ceiling,
     // with no decoding and no reordering to pay for.
-    let (rate, alerts) = measure(&DetectorsConfig::default(), &s.events);
-    println!(
-        "{:<20}      : {rate:>12.0} events/s ({alerts} alert messages)",
-        "all six together"
-    );
+    together("all six together", &DetectorsConfig::default());
     drop(s);
 
     // The account profile: 10M accounts, one follow each.

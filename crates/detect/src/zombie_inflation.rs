@@ -331,6 +331,13 @@ impl ZombieInflation {
         f.figure("window_ms", Figure::Int(cfg.window_ms));
     }
 
+    /// Hollow engagers `hs` join target `k`'s finding, in order.
+    fn join_all(&mut self, k: u64, hs: &[Hollow], ts: Ts) {
+        for h in hs {
+            self.join(k, h, ts);
+        }
+    }
+
     /// Hollow engager `h` joins target `k`'s finding.
     fn join(&mut self, k: u64, h: &Hollow, ts: Ts) {
         let Some(t) = self.targets.get_mut(k) else {
@@ -435,9 +442,9 @@ impl Detector for ZombieInflation {
         let turned_crowded = crowded_address && listed && same == m;
         let (total, hollow_n) = t.totals();
         let share = f64::from(hollow_n) / f64::from(total.max(1));
+        let by_share = hollow_n as usize >= self.cfg.min_hollow && share >= self.cfg.min_share;
         let kept = t.finding.filter(|f| self.findings.get(*f).is_some());
         if kept.is_some() && ev.ts - t.last <= self.cfg.window_ms {
-            let by_share = hollow_n as usize >= self.cfg.min_hollow && share >= self.cfg.min_share;
             if !t.by_addresses {
                 // The burst goes on while a third of its rate and half its share do.
                 if 3 * hollow_n as usize >= self.cfg.min_hollow && share >= self.cfg.min_share / 2.0
@@ -449,9 +456,7 @@ impl Detector for ZombieInflation {
                 // hollow engagers join.
                 t.by_addresses = false;
                 let all = t.hollow.clone();
-                for x in &all {
-                    self.join(k, x, ev.ts);
-                }
+                self.join_all(k, &all, ev.ts);
             } else if turned_crowded {
                 // The address just became crowded: its engagers so far join.
                 let on: Vec<Hollow> = (t.hollow.iter())
@@ -459,22 +464,17 @@ impl Detector for ZombieInflation {
                     .cloned()
                     .collect();
                 debug_assert_eq!(on.len(), m);
-                for x in &on {
-                    self.join(k, x, ev.ts);
-                }
+                self.join_all(k, &on, ev.ts);
             } else if crowded_address {
                 self.join(k, &h, ev.ts);
             }
             return;
         }
-        if (hollow_n as usize) < self.cfg.min_hollow {
-            return;
-        }
         // The burst's members: the window's hollow engagers (on crowded addresses, when
         // the share is short of `min_share`).
-        let (burst, by_addresses): (Vec<Hollow>, bool) = if share >= self.cfg.min_share {
+        let (burst, by_addresses): (Vec<Hollow>, bool) = if by_share {
             (t.hollow.clone(), false)
-        } else if crowded_address {
+        } else if crowded_address && hollow_n as usize >= self.cfg.min_hollow {
             let crowd = crowded(&t.hollow, m);
             let on = (t.hollow.iter()).filter(|x| crowd.binary_search(&x.addr).is_ok());
             let on: Vec<Hollow> = on.cloned().collect();
@@ -507,9 +507,7 @@ impl Detector for ZombieInflation {
         if let Some(mut f) = t.finding.and_then(|key| self.findings.update(key, ev.ts)) {
             f.add_target(t.name.as_str());
         }
-        for h in &burst {
-            self.join(k, h, ev.ts);
-        }
+        self.join_all(k, &burst, ev.ts);
     }
 
     fn on_tick(&mut self, watermark: Ts, out: &mut Vec<Alert>) {
